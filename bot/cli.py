@@ -1,0 +1,75 @@
+"""Command line: ``python -m bot run | chat | flows check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Certification enquiry bot.")
+flows_app = typer.Typer(no_args_is_help=True, help="Content in flows/.")
+app.add_typer(flows_app, name="flows")
+
+
+@flows_app.command("check")
+def flows_check(
+    directory: Annotated[Path | None, typer.Argument(help="Content folder (default: FLOWS_DIR)")] = None,
+) -> None:
+    """Validate all content; print each problem as file:line: message; exit 1 if any."""
+    from bot.content import check_dir
+
+    root = directory or Settings().flows_dir
+    problems = check_dir(root)
+    for p in problems:
+        typer.echo(str(p))
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) in {root}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{root}: OK")
+
+
+@app.command()
+def chat(
+    lang: Annotated[str | None, typer.Option(help="zh or en (default: the content's default)")] = None,
+    flows: Annotated[Path | None, typer.Option(help="Content folder (default: FLOWS_DIR)")] = None,
+) -> None:
+    """Chat with the bot in the terminal (interactive, or one input per line on stdin)."""
+    from bot.content import ContentError, load_content
+    from bot.engine.engine import Engine
+    from bot.simulator import main as simulate
+
+    root = flows or Settings().flows_dir
+    try:
+        content = load_content(root)
+    except ContentError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(1) from None
+    simulate(Engine(content), lang)
+
+
+@app.command()
+def run() -> None:
+    """Run the Telegram bot (long polling)."""
+    settings = Settings()
+    if settings.bot_token is None or not settings.bot_token.get_secret_value().strip():
+        typer.echo(
+            "BOT_TOKEN is not set. Put BOT_TOKEN=<token from @BotFather> in .env or the environment.\n"
+            "To try the conversation without Telegram, run: python -m bot chat",
+            err=True,
+        )
+        raise typer.Exit(2)
+    typer.echo(
+        "The Telegram channel is not built yet; try the conversation with: python -m bot chat", err=True
+    )
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    app(prog_name="python -m bot")
+
+
+if __name__ == "__main__":
+    main()

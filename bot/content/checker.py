@@ -1,0 +1,335 @@
+"""``flows check``: every problem in the content, as ``file:line: message``."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import jinja2
+from jinja2 import meta, nodes
+
+from bot.content.compiled import REQUIRED_TEXTS, Content, split_target, texts_of
+from bot.content.loader import Problem, RawContent, SourceFile, read_dir
+from bot.content.model import (
+    BranchStep,
+    CheckStep,
+    FlowDef,
+    HandoffStep,
+    InputStep,
+    Step,
+    Text,
+)
+from bot.engine.render import MESSAGE_LIMIT, html_problems, make_environment, visible_length
+
+LABEL_LIMIT = 64
+"""Longer button labels are cut off by Telegram clients."""
+MAX_BUTTONS = 60
+"""Buttons a step may have; with the payload format this keeps callback_data far below 64 bytes."""
+TEMPLATE_NAMES = frozenset({"answers", "origin"})
+VERDICT_NAMES = TEMPLATE_NAMES | {"missing"}
+
+
+class ContentError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(map(str, problems)))
+        self.problems = problems
+
+
+def check_dir(root: Path) -> list[Problem]:
+    raw, problems = read_dir(root)
+    if not problems:
+        problems = check(raw)
+    return sorted(set(problems))
+
+
+def load_content(root: Path) -> Content:
+    """Read, check and compile a content folder; raise ContentError listing every problem."""
+    raw, problems = read_dir(root)
+    if not problems:
+        problems = check(raw)
+    if problems:
+        raise ContentError(sorted(set(problems)))
+    return Content(raw)
+
+
+def check(raw: RawContent) -> list[Problem]:
+    return list(_Checker(raw).run())
+
+
+def _edges(flow: FlowDef, step: Step) -> Iterator[tuple[str, tuple[str | int, ...]]]:
+    """Targets a step leads to, with the path of the field naming each."""
+    if isinstance(step, BranchStep):
+        for i, case in enumerate(step.cases):
+            yield case.goto, ("cases", i, "goto")
+        yield step.default, ("default",)
+        return
+    for i, b in enumerate(step.buttons):
+        if b.goto is not None:
+            yield b.goto, ("buttons", i, "goto")
+        if b.flow is not None:
+            yield b.flow + ".", ("buttons", i, "flow")
+    if isinstance(step, InputStep):
+        yield step.next, ("next",)
+
+
+class _Checker:
+    def __init__(self, raw: RawContent) -> None:
+        assert raw.common is not None and raw.common_src is not None
+        self.raw = raw
+        self.common = raw.common
+        self.csrc: SourceFile = raw.common_src
+        self.locales = list(raw.common.locales)
+        self.env = make_environment()
+
+    def resolve(self, target: str, flow: str) -> tuple[str, str] | None:
+        if "." in target:
+            fid, sid = split_target(target)
+            if fid not in self.raw.flows:
+                return None
+            f = self.raw.flows[fid][0]
+            sid = sid or f.start
+            return (fid, sid) if sid in f.steps else None
+        f = self.raw.flows[flow][0]
+        return (flow, target) if target in f.steps else None
+
+    def run(self) -> Iterator[Problem]:
+        yield from self.check_common()
+        for fid, (flow, src) in self.raw.flows.items():
+            yield from self.check_flow(fid, flow, src)
+        yield from self.check_reachability()
+
+    # --- common ---------------------------------------------------------------------------------
+
+    def check_common(self) -> Iterator[Problem]:
+        c, src = self.common, self.csrc
+        if c.default_locale not in c.locales:
+            yield Problem(
+                src.rel, src.line("default_locale"), f"default_locale {c.default_locale!r} not in locales"
+            )
+        for key in ("start", "consultant"):
+            target = getattr(c, key)
+            if "." not in target or self.resolve(target, "") is None:
+                yield Problem(src.rel, src.line(key), f"{key}: unknown step {target!r} (write flow.step)")
+        for key in REQUIRED_TEXTS:
+            if key not in c.texts:
+                yield Problem(src.rel, src.line("texts"), f"texts: missing {key!r}, which the engine uses")
+        for key, text in c.texts.items():
+            yield from self.check_text(src, ("texts", key), text, names=None, answer_vars=None)
+
+    # --- flows ----------------------------------------------------------------------------------
+
+    def check_flow(self, fid: str, flow: FlowDef, src: SourceFile) -> Iterator[Problem]:
+        if flow.start not in flow.steps:
+            yield Problem(src.rel, src.line("start"), f"start: no step {flow.start!r} in flow {fid!r}")
+        yield from self.check_text(src, ("title",), flow.title, names=frozenset(), answer_vars=set())
+        answer_vars = self.answer_vars(flow)
+        for sid, step in flow.steps.items():
+            base: tuple[str | int, ...] = ("steps", sid)
+            for target, path in _edges(flow, step):
+                if self.resolve(target, fid) is None:
+                    yield Problem(src.rel, src.line(*base, *path), f"step {sid!r}: unknown target {target!r}")
+            yield from self.check_step(fid, sid, step, src, base, answer_vars)
+
+    def answer_vars(self, flow: FlowDef) -> set[str]:
+        names: set[str] = set()
+        for step in flow.steps.values():
+            if isinstance(step, InputStep):
+                names.add(step.var)
+            if isinstance(step, CheckStep):
+                names.update(c.id for c in step.conditions)
+            if not isinstance(step, BranchStep):
+                for b in step.buttons:
+                    names.update(b.set)
+        return names
+
+    def check_step(
+        self,
+        fid: str,
+        sid: str,
+        step: Step,
+        src: SourceFile,
+        base: tuple[str | int, ...],
+        answer_vars: set[str],
+    ) -> Iterator[Problem]:
+        if isinstance(step, BranchStep):
+            for i, case in enumerate(step.cases):
+                yield from self.check_expression(src, (*base, "cases", i, "when"), case.when, answer_vars)
+            yield from self.check_branch_cycle(fid, sid, src, base)
+            return
+        for i, b in enumerate(step.buttons):
+            chosen = [k for k in ("goto", "flow", "url") if getattr(b, k) is not None]
+            if len(chosen) != 1:
+                yield Problem(
+                    src.rel,
+                    src.line(*base, "buttons", i),
+                    f"step {sid!r}: a button needs one of goto, flow, url",
+                )
+            if b.url is not None and not b.url.startswith(("https://", "http://", "tg://")):
+                yield Problem(src.rel, src.line(*base, "buttons", i, "url"), f"not a link: {b.url!r}")
+            if b.url is not None and b.set:
+                yield Problem(
+                    src.rel, src.line(*base, "buttons", i, "set"), "a link button cannot set answers"
+                )
+        if len(step.buttons) > MAX_BUTTONS:
+            yield Problem(src.rel, src.line(*base, "buttons"), f"more than {MAX_BUTTONS} buttons")
+        if step.text is None and not isinstance(step, CheckStep):
+            yield Problem(src.rel, src.line(*base), f"step {sid!r}: text is missing")
+        if not step.nav and not step.buttons and not isinstance(step, InputStep | CheckStep):
+            yield Problem(src.rel, src.line(*base), f"step {sid!r}: a dead end (no buttons and nav: false)")
+        if (
+            isinstance(step, InputStep)
+            and step.min is not None
+            and step.max is not None
+            and step.min > step.max
+        ):
+            yield Problem(src.rel, src.line(*base, "min"), "min is greater than max")
+        if isinstance(step, CheckStep):
+            seen: set[str] = set()
+            for i, cond in enumerate(step.conditions):
+                if cond.id in seen:
+                    yield Problem(
+                        src.rel, src.line(*base, "conditions", i, "id"), f"duplicate condition {cond.id!r}"
+                    )
+                seen.add(cond.id)
+        if isinstance(step, HandoffStep) and not step.effect.isidentifier():
+            yield Problem(src.rel, src.line(*base, "effect"), f"effect must be a name, not {step.effect!r}")
+        for path, text in texts_of(step):
+            is_label = path[0] == "buttons"
+            names = VERDICT_NAMES if path[0] in {"passed", "failed"} else TEMPLATE_NAMES
+            yield from self.check_text(
+                src, (*base, *path), text, names=names, answer_vars=answer_vars, label=is_label
+            )
+
+    def check_branch_cycle(
+        self, fid: str, sid: str, src: SourceFile, base: tuple[str | int, ...]
+    ) -> Iterator[Problem]:
+        seen = {(fid, sid)}
+        todo = [(fid, sid)]
+        while todo:
+            f, s = todo.pop()
+            step = self.raw.flows[f][0].steps.get(s)
+            if not isinstance(step, BranchStep):
+                continue
+            for target in [c.goto for c in step.cases] + [step.default]:
+                nxt = self.resolve(target, f)
+                if nxt == (fid, sid):
+                    yield Problem(src.rel, src.line(*base), f"branch {sid!r} can loop back to itself")
+                    return
+                if nxt is not None and nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+
+    # --- texts ----------------------------------------------------------------------------------
+
+    def check_text(
+        self,
+        src: SourceFile,
+        path: tuple[str | int, ...],
+        text: Text,
+        *,
+        names: frozenset[str] | None,
+        answer_vars: set[str] | None,
+        label: bool = False,
+    ) -> Iterator[Problem]:
+        if isinstance(text, dict):
+            for loc in self.locales:
+                if not (text.get(loc) or "").strip():
+                    yield Problem(src.rel, src.line(*path), f"missing translation {loc!r}")
+            for loc in text:
+                if loc not in self.locales:
+                    yield Problem(src.rel, src.line(*path, loc), f"unknown locale {loc!r}")
+            items = [(loc, (*path, loc), value) for loc, value in text.items()]
+        else:
+            items = [("", path, text)]
+        for _, vpath, source in items:
+            first_line = src.value_line(*vpath)
+            try:
+                ast = self.env.parse(source)
+            except jinja2.TemplateSyntaxError as e:
+                yield Problem(src.rel, first_line + (e.lineno or 1) - 1, f"template: {e.message}")
+                continue
+            if names is not None:
+                for name in sorted(meta.find_undeclared_variables(ast) - names):
+                    yield Problem(src.rel, first_line, f"template: undefined variable {name!r}")
+            if answer_vars is not None:
+                for attr in sorted(_answer_refs(ast) - answer_vars):
+                    yield Problem(src.rel, first_line, f"template: no step sets answers.{attr}")
+            static = _static_text(ast)
+            if not label:  # labels are plain text in Telegram
+                for msg in html_problems(static):
+                    yield Problem(src.rel, first_line, f"HTML: {msg}")
+            size = visible_length(static)
+            if label and size > LABEL_LIMIT:
+                yield Problem(src.rel, first_line, f"button label longer than {LABEL_LIMIT} characters")
+            elif size > MESSAGE_LIMIT:
+                yield Problem(
+                    src.rel,
+                    first_line,
+                    f"text of {size} characters exceeds {MESSAGE_LIMIT}: use a pages step",
+                )
+
+    def check_expression(
+        self, src: SourceFile, path: tuple[str | int, ...], expr: str, answer_vars: set[str]
+    ) -> Iterator[Problem]:
+        try:
+            ast = self.env.parse("{{ " + expr + " }}")
+        except jinja2.TemplateSyntaxError as e:
+            yield Problem(src.rel, src.line(*path), f"condition: {e.message}")
+            return
+        for name in sorted(meta.find_undeclared_variables(ast) - {"answers"}):
+            yield Problem(src.rel, src.line(*path), f"condition: undefined variable {name!r}")
+        for attr in sorted(_answer_refs(ast) - answer_vars):
+            yield Problem(src.rel, src.line(*path), f"condition: no step sets answers.{attr}")
+
+    # --- reachability ---------------------------------------------------------------------------
+
+    def check_reachability(self) -> Iterator[Problem]:
+        starts = [self.resolve(t, "") for t in (self.common.start, self.common.consultant)]
+        seen: set[tuple[str, str]] = set()
+        queue = deque(s for s in starts if s is not None)
+        seen.update(queue)
+        while queue:
+            fid, sid = queue.popleft()
+            flow = self.raw.flows[fid][0]
+            for target, _ in _edges(flow, flow.steps[sid]):
+                nxt = self.resolve(target, fid)
+                if nxt is not None and nxt not in seen:
+                    seen.add(nxt)
+                    queue.append(nxt)
+        for fid, (flow, src) in self.raw.flows.items():
+            unreached = [sid for sid in flow.steps if (fid, sid) not in seen]
+            if len(unreached) == len(flow.steps):
+                yield Problem(src.rel, src.line("id"), f"flow {fid!r} cannot be reached from the main menu")
+                continue
+            for sid in unreached:
+                yield Problem(src.rel, src.line("steps", sid), f"step {sid!r} cannot be reached")
+
+
+_DICT_METHODS = frozenset({"get", "items", "keys", "values"})
+
+
+def _answer_refs(ast: nodes.Template) -> set[str]:
+    refs: set[str] = set()
+    for node in ast.find_all(nodes.Getattr):
+        assert isinstance(node, nodes.Getattr)
+        if (
+            isinstance(node.node, nodes.Name)
+            and node.node.name == "answers"
+            and node.attr not in _DICT_METHODS
+        ):
+            refs.add(node.attr)
+    for item in ast.find_all(nodes.Getitem):
+        assert isinstance(item, nodes.Getitem)
+        if (
+            isinstance(item.node, nodes.Name)
+            and item.node.name == "answers"
+            and isinstance(item.arg, nodes.Const)
+        ):
+            refs.add(str(item.arg.value))
+    return refs
+
+
+def _static_text(ast: nodes.Template) -> str:
+    """The literal text of a template (what content authors wrote, without ``{{ }}`` parts)."""
+    return "".join(str(n.data) for n in ast.find_all(nodes.TemplateData))

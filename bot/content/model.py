@@ -1,0 +1,147 @@
+"""Schema of the content files in ``flows/`` (pydantic models).
+
+A text is either one string (the same in every locale) or a mapping ``{zh: ..., en: ...}``.
+Texts are jinja2 templates rendered for Telegram HTML; see ``bot.engine.render``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+Text = str | dict[str, str]
+"""A localised text: one string for every locale, or one per locale code."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ButtonDef(_Model):
+    """A button of a menu. Exactly one of ``goto``, ``flow`` or ``url``."""
+
+    label: Text
+    goto: str | None = None
+    """A step of this flow (``materials``) or of another flow (``iso9001.intro``)."""
+    flow: str | None = None
+    """Start of another flow."""
+    url: str | None = None
+    """An external link (opens in the browser; no state change)."""
+    set: dict[str, str | int | bool] = Field(default_factory=dict)
+    """Answers recorded in the current flow when the button is pressed."""
+
+
+class _StepBase(_Model):
+    text: Text | None = None
+    buttons: list[ButtonDef] = Field(default_factory=list)
+    columns: int = Field(default=1, ge=1, le=4)
+    nav: bool = True
+    """Show the navigation row (back, main menu, consultant)."""
+
+
+class MenuStep(_StepBase):
+    type: Literal["menu"] = "menu"
+
+
+class PagesStep(_StepBase):
+    """Long content read page by page, or all in one message."""
+
+    type: Literal["pages"]
+    pages: list[Text] = Field(min_length=1)
+
+
+class Condition(_Model):
+    id: str
+    name: Text
+    """Short name of the condition, used in the verdict."""
+    question: Text
+    fix: Text
+    """What to do when the condition is not met."""
+
+
+class CheckStep(_StepBase):
+    """A yes/no self-check, one question per condition, ending in a verdict."""
+
+    type: Literal["check"]
+    conditions: list[Condition] = Field(min_length=1)
+    passed: Text
+    """Verdict when every condition is met."""
+    failed: Text
+    """Verdict when some are not; the template gets ``missing`` (list of {name, question, fix})."""
+
+
+InputKind = Literal["text", "integer", "phone", "email"]
+
+
+class InputStep(_StepBase):
+    """Collects one typed answer with validation and a retry cap."""
+
+    type: Literal["input"]
+    var: str
+    kind: InputKind = "text"
+    min: int | None = None
+    max: int | None = None
+    error: Text | None = None
+    """Re-ask text; defaults to the common text for the kind."""
+    max_retries: int = Field(default=3, ge=1, le=10)
+    next: str
+    optional: bool = False
+
+
+class Case(_Model):
+    when: str
+    """A jinja2 expression over ``answers``, e.g. ``answers.business == 'it'``."""
+    goto: str
+
+
+class BranchStep(_Model):
+    """Goes on at once to the first case whose condition holds; shows nothing."""
+
+    type: Literal["branch"]
+    cases: list[Case] = Field(min_length=1)
+    default: str
+
+
+class HandoffStep(_StepBase):
+    """Hands the collected answers over to the channel (an effect), then shows its text."""
+
+    type: Literal["handoff"]
+    effect: str
+    """Name of the effect, e.g. ``enquiry``; the channel decides what to do with it."""
+
+
+def _step_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("type", "menu"))
+    return str(getattr(value, "type", "menu"))
+
+
+Step = Annotated[
+    Annotated[MenuStep, Tag("menu")]
+    | Annotated[PagesStep, Tag("pages")]
+    | Annotated[CheckStep, Tag("check")]
+    | Annotated[InputStep, Tag("input")]
+    | Annotated[BranchStep, Tag("branch")]
+    | Annotated[HandoffStep, Tag("handoff")],
+    Discriminator(_step_tag),
+]
+
+
+class FlowDef(_Model):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,19}$")
+    title: Text
+    start: str
+    kind: Literal["scheme", "menu", "form"] = "scheme"
+    """``scheme`` flows are certification schemes: the contact form is pre-filled from them."""
+    steps: dict[str, Step] = Field(min_length=1)
+
+
+class CommonDef(_Model):
+    locales: list[str] = Field(min_length=1)
+    default_locale: str
+    start: str
+    """The main menu: ``flow.step``."""
+    consultant: str
+    """Where the consultant button leads: ``flow.step``."""
+    texts: dict[str, Text]

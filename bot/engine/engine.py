@@ -1,0 +1,522 @@
+"""The flow engine: (content, state, event) -> (replies, new state, effects).
+
+Pure: no I/O and no Telegram import, so Telegram, the terminal simulator and the tests share it.
+The input state is never mutated.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup
+
+from bot.content.compiled import LANGUAGE_NAMES, Content
+from bot.content.model import (
+    BranchStep,
+    CheckStep,
+    HandoffStep,
+    InputStep,
+    PagesStep,
+    Step,
+)
+from bot.engine.events import (
+    Button,
+    Command,
+    Effect,
+    Event,
+    Press,
+    Reply,
+    Result,
+    TextIn,
+    Unsupported,
+)
+from bot.engine.render import split_message
+from bot.engine.state import HISTORY_LIMIT, Answer, State
+from bot.engine.validators import validate
+
+Answerer = Callable[[str, str], Reply | None]
+"""Answers a free question (text, locale) or returns None; the FAQ plugs in here."""
+
+MENU_RETRY_CAP = 3
+"""Unrecognised texts in a row at a menu before the bot offers a consultant."""
+INPUT_LIMIT = 4096
+"""Longer texts are cut before matching or validation."""
+BRANCH_DEPTH = 16
+
+_YES = frozenset({"y", "yes", "yep", "yeah", "是", "是的", "对", "有", "满足", "已", "ok", "1"})
+_NO = frozenset({"n", "no", "nope", "否", "不", "不是", "没有", "无", "没", "未", "不满足", "0"})
+
+Row = list[tuple[str, str | None, str | None]]
+"""A keyboard row: (label, action code, url)."""
+
+
+def normalise(text: str) -> str:
+    """Case, spaces, punctuation and emoji folded away, for matching typed text to labels."""
+    return re.sub(r"[\W_]+", "", text.casefold())
+
+
+def _b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+@dataclass
+class _Turn:
+    st: State
+    replies: list[Reply] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(self, content: Content, *, answerer: Answerer | None = None) -> None:
+        self.content = content
+        self.answerer = answerer
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def new_state(self, locale: str | None = None) -> State:
+        flow, step = self.content.start
+        loc = locale if locale in self.content.locales else self.content.default_locale
+        return State(
+            locale=loc or self.content.default_locale, flow=flow, step=step, version=self.content.version
+        )
+
+    def handle(self, state: State | None, event: Event, *, language_code: str | None = None) -> Result:
+        if state is None:
+            turn = _Turn(self.new_state(self.content.locale_for(language_code)))
+            if not (isinstance(event, Command) and event.name == "start"):
+                # A first contact that is not /start: greet with the main menu, then answer.
+                self._show(turn)
+                if isinstance(event, Press):
+                    return Result(turn.replies, turn.st, turn.effects)
+        else:
+            turn = _Turn(state.clone())
+            self._sync(turn)
+        if isinstance(event, Command):
+            self._command(turn, event)
+        elif isinstance(event, Press):
+            self._press(turn, event.payload)
+        elif isinstance(event, TextIn):
+            self._text(turn, event.text[:INPUT_LIMIT])
+        elif isinstance(event, Unsupported):
+            self._notice(turn, self._t(turn, "unsupported"))
+            self._show(turn)
+        return Result(turn.replies, turn.st, turn.effects)
+
+    def view(self, state: State) -> list[Reply]:
+        """The current step as it is shown (e.g. to re-send it after a restart)."""
+        turn = _Turn(state.clone())
+        self._sync(turn)
+        self._show(turn)
+        return turn.replies
+
+    # --- state upkeep ---------------------------------------------------------------------------
+
+    def _sync(self, turn: _Turn) -> None:
+        """Bring a state made with other content (or a bad locale) in line with this content."""
+        st, c = turn.st, self.content
+        if st.locale not in c.locales:
+            st.locale = c.default_locale
+        if st.version == c.version:
+            return
+        st.version = c.version
+        st.seq += 1  # buttons made with other content are stale
+        st.history = [h for h in st.history if self._valid_position(*h)]
+        if not self._valid_position(st.flow, st.step, st.sub):
+            self._notice(turn, self._t(turn, "step_gone"))
+            flow = c.flows.get(st.flow)
+            if flow is not None and st.step in flow.steps:
+                st.sub = 0
+            elif flow is not None:
+                self._set_position(turn, st.flow, flow.start)
+            else:
+                self._set_position(turn, *c.start)
+
+    def _valid_position(self, flow: str, step: str, sub: int) -> bool:
+        s = self.content.step(flow, step)
+        if s is None or isinstance(s, BranchStep):
+            return False
+        if isinstance(s, PagesStep):
+            return 0 <= sub <= len(s.pages)
+        if isinstance(s, CheckStep):
+            return 0 <= sub <= len(s.conditions)
+        return sub == 0
+
+    def _answers(self, st: State, flow: str | None = None) -> dict[str, Answer]:
+        return st.answers.setdefault(flow or st.flow, {})
+
+    # --- moves ----------------------------------------------------------------------------------
+
+    def _goto(self, turn: _Turn, flow: str, step: str, *, push: bool = True, emit: bool = True) -> None:
+        """Move to a step (through branches), remember where we were, and show it."""
+        st, c = turn.st, self.content
+        for _ in range(BRANCH_DEPTH):
+            s = c.step(flow, step)
+            if not isinstance(s, BranchStep):
+                break
+            ctx = {"answers": st.answers.get(flow, {})}
+            target = next((case.goto for case in s.cases if c.evaluate(case.when, ctx)), s.default)
+            resolved = c.resolve(target, flow)
+            if resolved is None:  # flows check prevents this
+                flow, step = c.start
+                break
+            flow, step = resolved
+        if push and (flow, step, 0) != st.position:
+            st.history.append(st.position)
+            del st.history[:-HISTORY_LIMIT]
+        self._set_position(turn, flow, step)
+        s = c.step(flow, step)
+        if isinstance(s, CheckStep):
+            answers = self._answers(st, flow)
+            for cond in s.conditions:
+                answers.pop(cond.id, None)
+        if isinstance(s, HandoffStep) and emit:
+            turn.effects.append(self._effect(st, s))
+        self._show(turn)
+
+    def _set_position(self, turn: _Turn, flow: str, step: str, sub: int = 0) -> None:
+        st = turn.st
+        st.flow, st.step, st.sub = flow, step, sub
+        st.seq += 1
+        st.retries = 0
+        f = self.content.flows.get(flow)
+        if f is not None and f.kind == "scheme":
+            st.origin = flow
+
+    def _move_sub(self, turn: _Turn, sub: int, *, push: bool) -> None:
+        st = turn.st
+        if push:
+            st.history.append(st.position)
+            del st.history[:-HISTORY_LIMIT]
+        self._set_position(turn, st.flow, st.step, sub)
+        self._show(turn)
+
+    def _back(self, turn: _Turn) -> None:
+        st = turn.st
+        while st.history:
+            flow, step, sub = st.history.pop()
+            if self._valid_position(flow, step, sub):
+                self._set_position(turn, flow, step, sub)
+                self._show(turn)
+                return
+        self._goto(turn, *self.content.start, push=False)
+
+    def _effect(self, st: State, step: HandoffStep) -> Effect:
+        origin = st.origin
+        return Effect(
+            step.effect,
+            {
+                "flow": st.flow,
+                "step": st.step,
+                "answers": dict(st.answers.get(st.flow, {})),
+                "origin": origin,
+                "origin_answers": dict(st.answers.get(origin, {})) if origin else {},
+                "locale": st.locale,
+                "content_version": self.content.version,
+            },
+        )
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def _command(self, turn: _Turn, cmd: Command) -> None:
+        st, c = turn.st, self.content
+        name = cmd.name.lower()
+        if name == "start":
+            st.answers.clear()
+            st.history.clear()
+            target = c.resolve(cmd.arg.strip() + ".", "") if cmd.arg.strip() else None
+            self._goto(turn, *(target or c.start), push=False)
+        elif name == "menu":
+            self._goto(turn, *c.start)
+        elif name == "back":
+            self._back(turn)
+        elif name == "restart":
+            st.answers.pop(st.flow, None)
+            self._notice(turn, self._t(turn, "restarted"))
+            flow = c.flows[st.flow]
+            self._goto(turn, st.flow, flow.start)
+        elif name == "cancel":
+            st.answers.pop(st.flow, None)
+            st.history.clear()
+            self._notice(turn, self._t(turn, "cancelled"))
+            self._goto(turn, *c.start, push=False)
+        elif name == "lang":
+            arg = cmd.arg.strip().lower()
+            if arg in c.locales:
+                self._set_locale(turn, arg)
+            else:
+                row: Row = [(LANGUAGE_NAMES.get(loc, loc), "l" + loc, None) for loc in c.locales]
+                turn.replies.append(
+                    Reply(self._t(turn, "lang_prompt"), self._keyboard(turn, [row]), "notice")
+                )
+        elif name == "help":
+            self._notice(turn, self._t(turn, "help"))
+            self._show(turn)
+        else:
+            self._notice(turn, self._t(turn, "unknown_command"))
+            self._show(turn)
+
+    def _set_locale(self, turn: _Turn, locale: str) -> None:
+        turn.st.locale = locale
+        turn.st.seq += 1  # buttons in the other language are stale
+        self._notice(turn, self._t(turn, "lang_set"))
+        self._show(turn)
+
+    def _press(self, turn: _Turn, payload: str) -> None:
+        seq, _, code = payload.partition(":")
+        if seq != _b36(turn.st.seq) or not code:
+            self._notice(turn, self._t(turn, "expired"))
+            self._show(turn)
+            return
+        if not self._act(turn, code):
+            self._notice(turn, self._t(turn, "expired"))
+            self._show(turn)
+
+    def _act(self, turn: _Turn, code: str) -> bool:
+        """Carry out a button's action; False if the code does not fit the current step."""
+        st, c = turn.st, self.content
+        step = c.step(st.flow, st.step)
+        if step is None:
+            return False
+        op, arg = code[0], code[1:]
+        if op == "b":
+            self._back(turn)
+        elif op == "m":
+            self._goto(turn, *c.start)
+        elif op == "c":
+            self._goto(turn, *c.consultant)
+        elif op == "l" and arg in c.locales:
+            self._set_locale(turn, arg)
+        elif (
+            op == "g"
+            and arg.isdigit()
+            and not isinstance(step, BranchStep)
+            and int(arg) < len(step.buttons)
+            and not (isinstance(step, CheckStep) and st.sub < len(step.conditions))
+        ):
+            button = step.buttons[int(arg)]
+            if button.set:
+                self._answers(st).update(button.set)
+            target = c.resolve(button.flow + "." if button.flow else button.goto or "", st.flow)
+            if target is None:
+                return False
+            self._goto(turn, *target)
+        elif op == "p" and arg.isdigit() and isinstance(step, PagesStep) and int(arg) < len(step.pages):
+            self._move_sub(turn, int(arg), push=False)
+        elif op == "a" and isinstance(step, PagesStep):
+            self._move_sub(turn, len(step.pages), push=False)
+        elif op in "yn" and not arg and isinstance(step, CheckStep) and st.sub < len(step.conditions):
+            self._answers(st)[step.conditions[st.sub].id] = op == "y"
+            self._move_sub(turn, st.sub + 1, push=True)
+        elif op == "s" and isinstance(step, InputStep) and step.optional:
+            self._answers(st)[step.var] = ""
+            self._goto_target(turn, step.next)
+        else:
+            return False
+        return True
+
+    def _goto_target(self, turn: _Turn, target: str) -> None:
+        resolved = self.content.resolve(target, turn.st.flow)
+        self._goto(turn, *(resolved or self.content.start))
+
+    def _text(self, turn: _Turn, text: str) -> None:
+        st, c = turn.st, self.content
+        step = c.step(st.flow, st.step)
+        rows = self._rows(turn)
+        if isinstance(step, InputStep):
+            code = self._match(text, rows, exact=True)
+            if code is not None:
+                self._act(turn, code)
+                return
+            ok, value = validate(step.kind, text, min=step.min, max=step.max)
+            if ok:
+                self._answers(st)[step.var] = value
+                self._goto_target(turn, step.next)
+                return
+            st.retries += 1
+            if st.retries >= step.max_retries:
+                self._escalate(turn, optional=step.optional)
+            else:
+                error = step.error if step.error is not None else c.texts[f"error_{step.kind}"]
+                turn.replies.append(
+                    Reply(c.render(error, st.locale, self._context(st)), self._keyboard(turn, rows))
+                )
+            return
+        if isinstance(step, CheckStep) and st.sub < len(step.conditions):
+            word = normalise(text)
+            if word in _YES or word in _NO:
+                self._act(turn, "y" if word in _YES else "n")
+                return
+        code = self._match(text, rows, exact=False)
+        if code is not None:
+            self._act(turn, code)
+            return
+        if self.answerer is not None:
+            answer = self.answerer(text, st.locale)
+            if answer is not None:
+                turn.replies.append(answer)
+                self._show(turn)
+                return
+        st.retries += 1
+        if st.retries >= MENU_RETRY_CAP:
+            self._escalate(turn, optional=False)
+        else:
+            turn.replies.append(Reply(self._t(turn, "choose"), self._keyboard(turn, rows), "notice"))
+
+    def _escalate(self, turn: _Turn, *, optional: bool) -> None:
+        """Too many failed tries: offer a way out instead of asking again and again."""
+        c = self.content
+        turn.st.retries = 0
+        row: Row = []
+        if optional:
+            row.append((self._label(turn, "skip"), "s", None))
+        if turn.st.flow != c.consultant[0]:
+            row.append((self._label(turn, "consultant"), "c", None))
+        row.append((self._label(turn, "menu"), "m", None))
+        turn.replies.append(Reply(self._t(turn, "retry_exhausted"), self._keyboard(turn, [row]), "notice"))
+
+    @staticmethod
+    def _match(text: str, rows: Sequence[Row], *, exact: bool) -> str | None:
+        """The action of the button whose label the text names (equal, or a unique part of one)."""
+        word = normalise(text)
+        if not word:
+            return None
+        labelled = [(normalise(label), code) for row in rows for label, code, _ in row if code is not None]
+        for label, code in labelled:
+            if label == word:
+                return code
+        if exact or len(word) < 2:
+            return None
+        hits = {code for label, code in labelled if word in label}
+        return hits.pop() if len(hits) == 1 else None
+
+    # --- showing --------------------------------------------------------------------------------
+
+    def _t(self, turn: _Turn, key: str, **context: Any) -> str:
+        return self.content.t(key, turn.st.locale, **context)
+
+    def _label(self, turn: _Turn, key: str) -> str:
+        """A common text as a button label: plain text, not HTML."""
+        return html.unescape(self._t(turn, key))
+
+    def _notice(self, turn: _Turn, text: str) -> None:
+        turn.replies.append(Reply(text, (), "notice"))
+
+    def _context(self, st: State) -> dict[str, Any]:
+        origin = self.content.flows.get(st.origin) if st.origin else None
+        return {
+            "answers": st.answers.get(st.flow, {}),
+            "origin": self.content.localise(origin.title, st.locale) if origin else "",
+        }
+
+    def _keyboard(self, turn: _Turn, rows: Sequence[Row]) -> tuple[tuple[Button, ...], ...]:
+        prefix = _b36(turn.st.seq) + ":"
+        return tuple(
+            tuple(Button(label, prefix + code if code is not None else None, url) for label, code, url in row)
+            for row in rows
+            if row
+        )
+
+    def _rows(self, turn: _Turn) -> list[Row]:
+        """The buttons of the current view, as rows of (label, action code, url)."""
+        st, c = turn.st, self.content
+        step = c.step(st.flow, st.step)
+        if step is None or isinstance(step, BranchStep):
+            return []
+        rows: list[Row] = []
+        ctx = self._context(st)
+        if isinstance(step, PagesStep) and st.sub < len(step.pages):
+            paging: Row = []
+            if st.sub > 0:
+                paging.append((self._label(turn, "prev_page"), f"p{st.sub - 1}", None))
+            if st.sub + 1 < len(step.pages):
+                paging.append((self._label(turn, "next_page"), f"p{st.sub + 1}", None))
+            rows.append(paging)
+            rows.append([(self._label(turn, "all_pages"), "a", None)])
+        if isinstance(step, CheckStep) and st.sub < len(step.conditions):
+            rows.append([(self._label(turn, "yes"), "y", None), (self._label(turn, "no"), "n", None)])
+        else:
+            row: Row = []
+            for i, b in enumerate(step.buttons):
+                label = html.unescape(c.render(b.label, st.locale, ctx))
+                row.append((label, None, b.url) if b.url else (label, f"g{i}", None))
+                if len(row) == step.columns:
+                    rows.append(row)
+                    row = []
+            rows.append(row)
+        if isinstance(step, InputStep) and step.optional:
+            rows.append([(self._label(turn, "skip"), "s", None)])
+        if step.nav:
+            nav: Row = []
+            if st.history:
+                nav.append((self._label(turn, "back"), "b", None))
+            if (st.flow, st.step) != c.start:
+                nav.append((self._label(turn, "menu"), "m", None))
+            if st.flow != c.consultant[0]:
+                nav.append((self._label(turn, "consultant"), "c", None))
+            rows.append(nav)
+        return [r for r in rows if r]
+
+    def _body(self, turn: _Turn, step: Step) -> str:
+        st, c = turn.st, self.content
+        ctx = self._context(st)
+        loc = st.locale
+        head = c.render(step.text, loc, ctx) if not isinstance(step, BranchStep) and step.text else ""
+        parts: list[str] = []
+        if isinstance(step, PagesStep):
+            n = len(step.pages)
+            if st.sub < n:
+                parts = [
+                    head,
+                    c.render(step.pages[st.sub], loc, ctx),
+                    self._t(turn, "page_of", page=st.sub + 1, pages=n),
+                ]
+            else:
+                parts = [head, *(c.render(p, loc, ctx) for p in step.pages)]
+        elif isinstance(step, CheckStep):
+            n = len(step.conditions)
+            if st.sub < n:
+                question = c.render(step.conditions[st.sub].question, loc, ctx)
+                parts = [
+                    head if st.sub == 0 else "",
+                    self._t(turn, "question_of", number=st.sub + 1, count=n),
+                    question,
+                ]
+            else:
+                answers = st.answers.get(st.flow, {})
+                missing = [
+                    {
+                        "name": Markup(c.render(cond.name, loc, ctx)),
+                        "question": Markup(c.render(cond.question, loc, ctx)),
+                        "fix": Markup(c.render(cond.fix, loc, ctx)),
+                    }
+                    for cond in step.conditions
+                    if answers.get(cond.id) is not True
+                ]
+                verdict = step.failed if missing else step.passed
+                parts = [c.render(verdict, loc, {**ctx, "missing": missing})]
+        else:
+            parts = [head]
+        return "\n\n".join(p for p in parts if p)
+
+    def _show(self, turn: _Turn) -> None:
+        st = turn.st
+        step = self.content.step(st.flow, st.step)
+        if step is None or isinstance(step, BranchStep):  # only after a broken reload
+            st.flow, st.step, st.sub = *self.content.start, 0
+            step = self.content.step(st.flow, st.step)
+            assert step is not None
+        keyboard = self._keyboard(turn, self._rows(turn))
+        chunks = split_message(self._body(turn, step))
+        for chunk in chunks[:-1]:
+            turn.replies.append(Reply(chunk, (), "view"))
+        turn.replies.append(Reply(chunks[-1], keyboard, "view"))

@@ -1,0 +1,71 @@
+"""What goes into the engine (events) and what comes out (replies, effects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.engine.state import State
+
+
+@dataclass(frozen=True, slots=True)
+class TextIn:
+    """Free text typed by the user."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Press:
+    """A button pressed: its payload (Telegram's callback_data)."""
+
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command such as ``/start iso20000``: name without the slash, and its argument."""
+
+    name: str
+    arg: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unsupported:
+    """Something the engine cannot read: a sticker, photo, voice note, file, location..."""
+
+    kind: str
+
+
+Event = TextIn | Press | Command | Unsupported
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    payload: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    """Telegram HTML."""
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    kind: Literal["view", "notice"] = "view"
+    """``view`` shows a step (a button press may edit the message into it); ``notice`` is a remark."""
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """Something the channel should do, e.g. ``enquiry`` with the collected answers."""
+
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Result:
+    replies: list[Reply]
+    state: State
+    effects: list[Effect] = field(default_factory=list)

@@ -1,0 +1,113 @@
+"""A terminal chat on the same engine as Telegram: for operators trying content without Telegram."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterable
+from typing import TextIO
+
+from bot.engine.engine import Engine
+from bot.engine.events import Button, Command, Effect, Event, Press, Reply, TextIn
+from bot.engine.render import visible_text
+from bot.engine.state import State
+
+_COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.S)
+
+
+def parse_input(line: str, buttons: list[Button]) -> Event | None:
+    """A number presses that button, a label presses it too, ``/cmd`` is a command, else text."""
+    text = line.strip()
+    if not text:
+        return None
+    m = _COMMAND.match(text)
+    if m:
+        return Command(m.group(1).lower(), (m.group(2) or "").strip())
+    pressable = [b for b in buttons if b.payload is not None]
+    if text.isdigit() and 1 <= int(text) <= len(buttons):
+        chosen = buttons[int(text) - 1]
+        return Press(chosen.payload) if chosen.payload else TextIn(text)
+    for b in pressable:
+        if visible_text(b.label).strip().casefold() == text.casefold():
+            return Press(b.payload or "")
+    return TextIn(text)
+
+
+def format_reply(reply: Reply, first_number: int) -> tuple[str, list[Button]]:
+    lines = [visible_text(reply.text)]
+    numbered: list[Button] = []
+    for row in reply.buttons:
+        cells = []
+        for b in row:
+            numbered.append(b)
+            n = first_number + len(numbered) - 1
+            cells.append(f"[{n}] {b.label}" + (f" <{b.url}>" if b.url else ""))
+        lines.append("   ".join(cells))
+    return "\n".join(lines), numbered
+
+
+def format_effect(effect: Effect) -> str:
+    answers = ", ".join(f"{k}={v}" for k, v in effect.data.get("answers", {}).items())
+    return f"[{effect.name} handed over: {answers}; about: {effect.data.get('origin') or '-'}]"
+
+
+def run_chat(
+    engine: Engine,
+    lines: Iterable[str],
+    out: TextIO,
+    *,
+    locale: str | None = None,
+    echo: bool = False,
+    prompt: Callable[[], None] | None = None,
+) -> State:
+    """Feed input lines to the engine and print the replies, flushing after each."""
+    state: State | None = None
+    result = engine.handle(None, Command("start"), language_code=locale)
+    buttons: list[Button] = []
+
+    def show() -> None:
+        nonlocal buttons
+        buttons = []
+        for reply in result.replies:
+            text, numbered = format_reply(reply, len(buttons) + 1)
+            buttons.extend(numbered)
+            out.write(text + "\n\n")
+        for effect in result.effects:
+            out.write(format_effect(effect) + "\n\n")
+        out.flush()
+
+    show()
+    state = result.state
+    if prompt:
+        prompt()
+    for line in lines:
+        if echo:
+            out.write(f"> {line.rstrip()}\n")
+        event = parse_input(line, [b for b in buttons])
+        if event is None:
+            if prompt:
+                prompt()
+            continue
+        result = engine.handle(state, event)
+        state = result.state
+        show()
+        if prompt:
+            prompt()
+    return state
+
+
+def main(engine: Engine, locale: str | None) -> None:
+    interactive = sys.stdin.isatty()
+
+    def prompt() -> None:
+        sys.stdout.write("> ")
+        sys.stdout.flush()
+
+    run_chat(
+        engine,
+        sys.stdin,
+        sys.stdout,
+        locale=locale,
+        echo=not interactive,
+        prompt=prompt if interactive else None,
+    )

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.content import Content, load_content
+from bot.engine.conversation import Conversation
+from bot.engine.engine import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOWS = ROOT / "flows"
+
+
+@pytest.fixture(scope="session")
+def content() -> Content:
+    return load_content(FLOWS)
+
+
+@pytest.fixture(scope="session")
+def engine(content: Content) -> Engine:
+    return Engine(content)
+
+
+@pytest.fixture
+def zh(engine: Engine) -> Conversation:
+    return Conversation(engine, language_code="zh-hans").start()
+
+
+@pytest.fixture
+def en(engine: Engine) -> Conversation:
+    return Conversation(engine, language_code="en").start()
