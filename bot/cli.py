@@ -12,6 +12,25 @@ from bot.settings import Settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Certification enquiry bot.")
 flows_app = typer.Typer(no_args_is_help=True, help="Content in flows/.")
 app.add_typer(flows_app, name="flows")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
+app.add_typer(db_app, name="db")
+
+
+def _logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Create or upgrade the database schema (DATABASE_URL)."""
+    from bot.db.migrate import upgrade_sync
+
+    settings = Settings()
+    _logging(settings.log_level)
+    upgrade_sync(settings.database_url, revision)
+    typer.echo(f"database at {revision}")
 
 
 @flows_app.command("check")
@@ -61,10 +80,24 @@ def run() -> None:
             err=True,
         )
         raise typer.Exit(2)
-    typer.echo(
-        "The Telegram channel is not built yet; try the conversation with: python -m bot chat", err=True
-    )
-    raise typer.Exit(2)
+    import asyncio
+
+    from aiogram.utils.token import TokenValidationError
+
+    from bot.content import ContentError
+    from bot.telegram.polling import run_polling
+
+    _logging(settings.log_level)
+    try:
+        asyncio.run(run_polling(settings))
+    except ContentError as e:
+        typer.echo("The content in flows/ has problems; the bot will not start:\n" + str(e), err=True)
+        raise typer.Exit(1) from None
+    except TokenValidationError:
+        typer.echo("BOT_TOKEN does not look like a bot token (digits:letters, from @BotFather).", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass
 
 
 def main() -> None:

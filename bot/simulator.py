@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from bot.engine.engine import Engine
-from bot.engine.events import Button, Command, Effect, Event, Press, Reply, TextIn
+from bot.engine.events import Button, Command, Effect, Event, Press, Reply, TextIn, parse_command
 from bot.engine.render import visible_text
 from bot.engine.state import State
-
-_COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.S)
 
 
 def parse_input(line: str, buttons: list[Button]) -> Event | None:
@@ -20,9 +17,9 @@ def parse_input(line: str, buttons: list[Button]) -> Event | None:
     text = line.strip()
     if not text:
         return None
-    m = _COMMAND.match(text)
-    if m:
-        return Command(m.group(1).lower(), (m.group(2) or "").strip())
+    command = parse_command(text)
+    if command is not None:
+        return command
     pressable = [b for b in buttons if b.payload is not None]
     if text.isdigit() and 1 <= int(text) <= len(buttons):
         chosen = buttons[int(text) - 1]

@@ -30,3 +30,24 @@ def zh(engine: Engine) -> Conversation:
 @pytest.fixture
 def en(engine: Engine) -> Conversation:
     return Conversation(engine, language_code="en").start()
+
+
+@pytest.fixture
+async def api():  # type: ignore[no-untyped-def]
+    from .fakebot import FakeBotAPI
+
+    server = FakeBotAPI()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def running(api, tmp_path):  # type: ignore[no-untyped-def]
+    """The real bot, polling the fake server, with conversations in a SQLite file."""
+    from .harness import BotRunner, make_settings
+
+    runner = BotRunner(api, make_settings(api, tmp_path))
+    await runner.start()
+    yield runner
+    await runner.stop()

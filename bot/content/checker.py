@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,11 @@ class _Checker:
                 yield Problem(src.rel, src.line("texts"), f"texts: missing {key!r}, which the engine uses")
         for key, text in c.texts.items():
             yield from self.check_text(src, ("texts", key), text, names=None, answer_vars=None)
+        for name, text in c.commands.items():
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", name):
+                yield Problem(src.rel, src.line("commands", name), f"command {name!r}: use a-z, 0-9 and _")
+            path = ("commands", name)
+            yield from self.check_text(src, path, text, names=frozenset(), answer_vars=None, label=True)
 
     # --- flows ----------------------------------------------------------------------------------
 

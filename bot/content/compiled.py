@@ -37,6 +37,7 @@ REQUIRED_TEXTS = (
     "question_of",
     "expired",
     "unsupported",
+    "edited",
     "choose",
     "retry_exhausted",
     "cancelled",
@@ -96,6 +97,7 @@ class Content:
         self.start = split_target(common.start)
         self.consultant = split_target(common.consultant)
         self.texts: dict[str, Text] = dict(common.texts)
+        self.commands: dict[str, Text] = dict(common.commands)
         self.flows: dict[str, FlowDef] = {fid: f for fid, (f, _) in raw.flows.items()}
         self._env = make_environment()
         self._lenient = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)

@@ -145,3 +145,5 @@ class CommonDef(_Model):
     consultant: str
     """Where the consultant button leads: ``flow.step``."""
     texts: dict[str, Text]
+    commands: dict[str, Text] = Field(default_factory=dict)
+    """Bot commands and their descriptions, registered with Telegram (setMyCommands) per language."""

@@ -77,9 +77,12 @@ class _Turn:
 
 
 class Engine:
-    def __init__(self, content: Content, *, answerer: Answerer | None = None) -> None:
+    def __init__(
+        self, content: Content, *, answerer: Answerer | None = None, default_locale: str | None = None
+    ) -> None:
         self.content = content
         self.answerer = answerer
+        self.default_locale = default_locale if default_locale in content.locales else content.default_locale
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -92,12 +95,14 @@ class Engine:
 
     def handle(self, state: State | None, event: Event, *, language_code: str | None = None) -> Result:
         if state is None:
-            turn = _Turn(self.new_state(self.content.locale_for(language_code)))
+            turn = _Turn(self.new_state(self.locale_for(language_code)))
             if not (isinstance(event, Command) and event.name == "start"):
                 # A first contact that is not /start: greet with the main menu, then answer.
-                self._show(turn)
-                if isinstance(event, Press):
+                if isinstance(event, Press):  # a button from a conversation we no longer have
+                    self._notice(turn, self._t(turn, "expired"))
+                    self._show(turn)
                     return Result(turn.replies, turn.st, turn.effects)
+                self._show(turn)
         else:
             turn = _Turn(state.clone())
             self._sync(turn)
@@ -108,9 +113,24 @@ class Engine:
         elif isinstance(event, TextIn):
             self._text(turn, event.text[:INPUT_LIMIT])
         elif isinstance(event, Unsupported):
-            self._notice(turn, self._t(turn, "unsupported"))
-            self._show(turn)
+            self._hint(turn, "edited" if event.kind == "edited" else "unsupported")
         return Result(turn.replies, turn.st, turn.effects)
+
+    def locale_for(self, language_code: str | None) -> str:
+        """Telegram's ``language_code``: zh-* gives Chinese, anything else English (if offered)."""
+        if not language_code:
+            return self.default_locale
+        return self.content.locale_for(language_code)
+
+    def age(self, state: State | None, payload: str) -> int | None:
+        """How many views ago a button was made: 0 for the current view, None if unknown."""
+        if state is None or state.version != self.content.version:
+            return None
+        try:
+            seq = int(payload.partition(":")[0], 36)
+        except ValueError:
+            return None
+        return state.seq - seq if seq <= state.seq else None
 
     def view(self, state: State) -> list[Reply]:
         """The current step as it is shown (e.g. to re-send it after a restart)."""
@@ -259,11 +279,9 @@ class Engine:
                     Reply(self._t(turn, "lang_prompt"), self._keyboard(turn, [row]), "notice")
                 )
         elif name == "help":
-            self._notice(turn, self._t(turn, "help"))
-            self._show(turn)
+            self._hint(turn, "help")
         else:
-            self._notice(turn, self._t(turn, "unknown_command"))
-            self._show(turn)
+            self._hint(turn, "unknown_command")
 
     def _set_locale(self, turn: _Turn, locale: str) -> None:
         turn.st.locale = locale
@@ -370,7 +388,16 @@ class Engine:
         if st.retries >= MENU_RETRY_CAP:
             self._escalate(turn, optional=False)
         else:
-            turn.replies.append(Reply(self._t(turn, "choose"), self._keyboard(turn, rows), "notice"))
+            self._hint(turn, "choose")
+
+    def _hint(self, turn: _Turn, key: str) -> None:
+        """A short remark with the current buttons (and, when an answer is awaited, the question)."""
+        st = turn.st
+        text = self._t(turn, key)
+        step = self.content.step(st.flow, st.step)
+        if isinstance(step, InputStep) or (isinstance(step, CheckStep) and st.sub < len(step.conditions)):
+            text += "\n\n" + self._body(turn, step)
+        turn.replies.append(Reply(text, self._keyboard(turn, self._rows(turn)), "notice"))
 
     def _escalate(self, turn: _Turn, *, optional: bool) -> None:
         """Too many failed tries: offer a way out instead of asking again and again."""

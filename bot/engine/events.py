@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,6 +39,16 @@ class Unsupported:
 
 
 Event = TextIn | Press | Command | Unsupported
+
+_COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\w+)?(?:\s+(.*))?$", re.S)
+
+
+def parse_command(text: str) -> Command | None:
+    """``/start iso20000`` or ``/help@SomeBot`` as a Command; None if the text is not a command."""
+    m = _COMMAND.match(text.strip())
+    if m is None:
+        return None
+    return Command(m.group(1).lower(), (m.group(2) or "").strip())
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""The Telegram channel (aiogram 3): thin routers that show the engine's replies."""

@@ -1,0 +1,81 @@
+"""The one place that builds the Telegram app: used by ``python -m bot run`` and by the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseEventIsolation
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.types import BotCommand, ErrorEvent
+
+from bot.content import Content
+from bot.engine.engine import Engine
+from bot.settings import Settings
+from bot.storage import ConversationStore
+from bot.telegram.middleware import ConversationMiddleware
+from bot.telegram.routers import commands, fallback, flow
+from bot.telegram.runtime import EffectHandler, Runtime
+
+log = logging.getLogger(__name__)
+
+
+def build_bot(settings: Settings, **session_kwargs: Any) -> Bot:
+    """A Bot on the configured Bot API server (the public one, a self-hosted one, or a fake)."""
+    if settings.bot_token is None:
+        raise ValueError("BOT_TOKEN is not set")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base), **session_kwargs)
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def build_dispatcher(
+    settings: Settings,
+    *,
+    engine: Engine,
+    store: ConversationStore,
+    isolation: BaseEventIsolation | None = None,
+    effect_handlers: list[EffectHandler] | None = None,
+) -> Dispatcher:
+    runtime = Runtime(settings=settings, engine=engine, store=store)
+    if effect_handlers is not None:
+        runtime.effect_handlers = effect_handlers
+    dp = Dispatcher(
+        storage=MemoryStorage(),  # aiogram's FSM is unused; the engine's state lives in `store`
+        events_isolation=isolation or SimpleEventIsolation(),
+        runtime=runtime,
+    )
+    dp.update.outer_middleware(ConversationMiddleware(runtime))
+    dp.include_routers(commands.build_router(), flow.build_router(), fallback.build_router())
+    dp.errors.register(_on_error)
+    return dp
+
+
+async def _on_error(event: ErrorEvent) -> bool:
+    update = event.update
+    log.error("update %s failed: %r", update.update_id, event.exception, exc_info=event.exception)
+    if update.callback_query is not None:
+        with contextlib.suppress(Exception):  # best effort: stop the spinner; the error is logged
+            await update.callback_query.answer()
+    return True
+
+
+async def register_commands(bot: Bot, content: Content) -> None:
+    """The command menu in each language Telegram users may have, and a default one."""
+    for locale in content.locales:
+        commands = [
+            BotCommand(command=name, description=content.localise(text, locale)[:256])
+            for name, text in content.commands.items()
+        ]
+        await bot.set_my_commands(commands, language_code=locale)
+        if locale == content.default_locale:
+            await bot.set_my_commands(commands)

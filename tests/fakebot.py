@@ -1,0 +1,428 @@
+"""A fake Telegram Bot API server (aiohttp on 127.0.0.1) and a Prospect who chats with the bot.
+
+It speaks the Bot API the way aiogram uses it: POST ``/bot<token>/<method>`` with url-encoded or
+multipart bodies (non-string values JSON-encoded), answers ``{"ok": true, "result": ...}``, and
+long-polls ``getUpdates``. It enforces Telegram's rules that tests should catch: HTML that
+Telegram would reject, texts over 4096 characters, callback data over 64 bytes, an edit that
+changes nothing. Faults can be injected per method (HTTP status, description, retry_after).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bot.engine.render import MESSAGE_LIMIT, html_problems, visible_length, visible_text
+
+TOKEN = "123456789:TEST-token_for_the_fake_server"
+BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Cert Bot", "username": "cert_test_bot"}
+JSON_FIELDS = {"reply_markup", "commands", "allowed_updates", "scope", "link_preview_options", "entities"}
+
+
+@dataclass
+class Fault:
+    method: str
+    status: int
+    description: str
+    retry_after: int | None = None
+    times: int = 1
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class BotMessage:
+    chat_id: int
+    message_id: int
+    text: str
+    reply_markup: dict[str, Any] | None
+    edits: int = 0
+    document: dict[str, Any] | None = None
+
+    @property
+    def visible(self) -> str:
+        return visible_text(self.text)
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        if not self.reply_markup:
+            return []
+        return [b for row in self.reply_markup.get("inline_keyboard", []) for b in row]
+
+    @property
+    def labels(self) -> list[str]:
+        return [b["text"] for b in self.buttons]
+
+
+class FakeBotAPI:
+    def __init__(self, token: str = TOKEN) -> None:
+        self.token = token
+        self.calls: list[Call] = []
+        self.updates: list[dict[str, Any]] = []
+        self.messages: dict[int, list[BotMessage]] = defaultdict(list)
+        self.callback_answers: dict[str, dict[str, Any]] = {}
+        self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.faults: list[Fault] = []
+        self.documents: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._callback_ids = itertools.count(1)
+        self._new_updates = asyncio.Condition()
+        self._handled: set[int] = set()
+        self._handled_cond = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._closing = False
+        self.base_url = ""
+
+    # --- server ---------------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=50 * 1024 * 1024)
+        app.router.add_post("/bot{token}/{method}", self._handle)
+        app.router.add_get("/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        self._closing = True
+        async with self._new_updates:
+            self._new_updates.notify_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def fail(
+        self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1
+    ):
+        self.faults.append(Fault(method, status, description, retry_after, times))
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                params.update(await request.json())
+            else:
+                form = await request.post()
+                for key, value in form.items():
+                    if isinstance(value, web.FileField):
+                        params[key] = {"filename": value.filename, "content": value.file.read()}
+                    else:
+                        params[key] = value
+        for key in list(params):
+            if key in JSON_FIELDS and isinstance(params[key], str):
+                params[key] = json.loads(params[key])
+        return params
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        method = request.match_info["method"]
+        params = await self._params(request)
+        self.calls.append(Call(method, params))
+        for fault in self.faults:
+            if fault.method == method and fault.times > 0:
+                fault.times -= 1
+                return _error(fault.status, fault.description, fault.retry_after)
+        handler = getattr(self, f"m_{method}", None)
+        if handler is None:
+            return _error(404, f"Not Found: method {method} is not faked")
+        try:
+            result = await handler(params)
+        except ApiError as e:
+            return _error(e.status, e.description)
+        return web.json_response({"ok": True, "result": result})
+
+    # --- methods --------------------------------------------------------------------------------
+
+    async def m_getMe(self, p: dict[str, Any]) -> Any:
+        return BOT_USER
+
+    async def m_deleteWebhook(self, p: dict[str, Any]) -> Any:
+        return True
+
+    async def m_setMyCommands(self, p: dict[str, Any]) -> Any:
+        self.commands[p.get("language_code", "")] = p["commands"]
+        return True
+
+    async def m_getUpdates(self, p: dict[str, Any]) -> Any:
+        offset = int(p.get("offset", 0))
+        timeout = float(p.get("timeout", 0))
+        limit = int(p.get("limit", 100))
+        if offset:
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        deadline = time.monotonic() + timeout
+        async with self._new_updates:
+            while not self.updates and time.monotonic() < deadline and not self._closing:
+                try:
+                    await asyncio.wait_for(self._new_updates.wait(), deadline - time.monotonic())
+                except TimeoutError:
+                    break
+        return self.updates[:limit]
+
+    def _check_text(self, text: str) -> None:
+        if not text.strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        if visible_length(text) > MESSAGE_LIMIT:
+            raise ApiError(400, "Bad Request: message is too long")
+        problems = html_problems(text)
+        if problems:
+            raise ApiError(400, f"Bad Request: can't parse entities: {problems[0]}")
+
+    def _check_markup(self, markup: dict[str, Any] | None) -> None:
+        for row in (markup or {}).get("inline_keyboard", []):
+            for b in row:
+                data = b.get("callback_data")
+                if data is not None and not 1 <= len(data.encode()) <= 64:
+                    raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+                if not b.get("text"):
+                    raise ApiError(400, "Bad Request: text buttons are unallowed")
+
+    def _message_json(self, m: BotMessage) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "message_id": m.message_id,
+            "date": int(time.time()),
+            "chat": _chat(m.chat_id),
+            "from": BOT_USER,
+            "text": m.visible,
+        }
+        if m.reply_markup:
+            out["reply_markup"] = m.reply_markup
+        if m.document:
+            out.pop("text")
+            out["document"] = {
+                "file_id": "doc",
+                "file_unique_id": "doc",
+                "file_name": m.document["file_name"],
+            }
+        return out
+
+    async def m_sendMessage(self, p: dict[str, Any]) -> Any:
+        chat_id = int(p["chat_id"])
+        text = str(p.get("text", ""))
+        if p.get("parse_mode") == "HTML":
+            self._check_text(text)
+        markup = p.get("reply_markup")
+        self._check_markup(markup)
+        m = BotMessage(chat_id, next(self._message_ids), text, markup)
+        self.messages[chat_id].append(m)
+        return self._message_json(m)
+
+    def _find(self, p: dict[str, Any]) -> BotMessage:
+        chat_id, message_id = int(p["chat_id"]), int(p["message_id"])
+        for m in self.messages[chat_id]:
+            if m.message_id == message_id:
+                return m
+        raise ApiError(400, "Bad Request: message to edit not found")
+
+    async def m_editMessageText(self, p: dict[str, Any]) -> Any:
+        m = self._find(p)
+        text = str(p.get("text", ""))
+        self._check_text(text)
+        markup = p.get("reply_markup")
+        self._check_markup(markup)
+        if text == m.text and markup == m.reply_markup:
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and "
+                "reply markup are exactly the same as a current content and reply markup of the message",
+            )
+        m.text, m.reply_markup = text, markup
+        m.edits += 1
+        return self._message_json(m)
+
+    async def m_editMessageReplyMarkup(self, p: dict[str, Any]) -> Any:
+        m = self._find(p)
+        markup = p.get("reply_markup")
+        self._check_markup(markup)
+        if markup == m.reply_markup:
+            raise ApiError(400, "Bad Request: message is not modified")
+        m.reply_markup = markup
+        m.edits += 1
+        return self._message_json(m)
+
+    async def m_answerCallbackQuery(self, p: dict[str, Any]) -> Any:
+        query_id = str(p["callback_query_id"])
+        if query_id in self.callback_answers:
+            raise ApiError(
+                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
+        self.callback_answers[query_id] = p
+        return True
+
+    async def m_sendDocument(self, p: dict[str, Any]) -> Any:
+        chat_id = int(p["chat_id"])
+        doc = p.get("document")
+        if not isinstance(doc, dict):
+            raise ApiError(400, "Bad Request: there is no document in the request")
+        m = BotMessage(chat_id, next(self._message_ids), str(p.get("caption", "")), p.get("reply_markup"))
+        m.document = {"file_name": doc["filename"], "content": doc["content"]}
+        self.messages[chat_id].append(m)
+        self.documents.append({"chat_id": chat_id, **m.document})
+        return self._message_json(m)
+
+    async def m_sendChatAction(self, p: dict[str, Any]) -> Any:
+        return True
+
+    # --- feeding updates ------------------------------------------------------------------------
+
+    async def push(self, body: dict[str, Any], update_id: int | None = None) -> int:
+        """Queue an update (``body`` without update_id) for the bot's next getUpdates."""
+        uid = next(self._update_ids) if update_id is None else update_id
+        async with self._new_updates:
+            self.updates.append({"update_id": uid, **body})
+            self._new_updates.notify_all()
+        return uid
+
+    def mark_handled(self, update_id: int) -> None:
+        self._handled.add(update_id)
+        asyncio.get_running_loop().create_task(self._wake_handled())
+
+    async def _wake_handled(self) -> None:
+        async with self._handled_cond:
+            self._handled_cond.notify_all()
+
+    async def wait_handled(self, update_id: int) -> None:
+        """Until the bot has handled the update (10 s at most)."""
+        async with asyncio.timeout(10), self._handled_cond:
+            await self._handled_cond.wait_for(lambda: update_id in self._handled)
+
+    def new_callback_id(self) -> str:
+        return f"cbq{next(self._callback_ids)}"
+
+    def chat_messages(self, chat_id: int) -> list[BotMessage]:
+        return self.messages[chat_id]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+def _error(status: int, description: str, retry_after: int | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+    return web.json_response(body, status=status)
+
+
+def _chat(chat_id: int) -> dict[str, Any]:
+    if chat_id < 0:
+        return {"id": chat_id, "type": "supergroup", "title": "Staff"}
+    return {"id": chat_id, "type": "private", "first_name": "Prospect"}
+
+
+class Prospect:
+    """A Telegram user chatting with the bot through the fake server."""
+
+    def __init__(
+        self,
+        api: FakeBotAPI,
+        user_id: int,
+        *,
+        first_name: str = "Wang",
+        language_code: str | None = "zh-hans",
+        username: str | None = None,
+    ) -> None:
+        self.api = api
+        self.user_id = user_id
+        self.user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
+        if language_code:
+            self.user["language_code"] = language_code
+        if username:
+            self.user["username"] = username
+        self._message_ids = itertools.count(1)
+        self.seen = 0
+        self.last_update_id = 0
+
+    @property
+    def messages(self) -> list[BotMessage]:
+        return self.api.chat_messages(self.user_id)
+
+    def _message(self, **content: Any) -> dict[str, Any]:
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": self.user_id, "type": "private", "first_name": self.user["first_name"]},
+            "from": self.user,
+            **content,
+        }
+
+    async def _push(
+        self, body: dict[str, Any], *, wait: bool = True, update_id: int | None = None
+    ) -> list[BotMessage]:
+        before = {(m.message_id, m.edits) for m in self.messages}
+        uid = await self.api.push(body, update_id)
+        self.last_update_id = uid
+        self.last_body = body
+        if wait:
+            await self.api.wait_handled(uid)
+        return [m for m in self.messages if (m.message_id, m.edits) not in before]
+
+    async def send(self, text: str, **kw: Any) -> list[BotMessage]:
+        body: dict[str, Any] = {"message": self._message(text=text)}
+        if text.startswith("/"):
+            word = text.split()[0]
+            body["message"]["entities"] = [{"type": "bot_command", "offset": 0, "length": len(word)}]
+        return await self._push(body, **kw)
+
+    async def send_other(self, **content: Any) -> list[BotMessage]:
+        """A sticker, photo, voice, document, location... given as Bot API message fields."""
+        return await self._push({"message": self._message(**content)})
+
+    async def edit(self, message_id: int, text: str) -> list[BotMessage]:
+        msg = self._message(text=text)
+        msg["message_id"] = message_id
+        msg["edit_date"] = int(time.time())
+        return await self._push({"edited_message": msg})
+
+    @property
+    def menu(self) -> BotMessage:
+        """The newest bot message that has buttons."""
+        with_buttons = [m for m in self.messages if m.reply_markup]
+        assert with_buttons, "the bot has sent no buttons"
+        return max(with_buttons, key=lambda m: m.message_id)
+
+    def button(self, label: str, message: BotMessage | None = None) -> dict[str, Any]:
+        msg = message or self.menu
+        exact = [b for b in msg.buttons if b["text"] == label]
+        partial = [b for b in msg.buttons if label.casefold() in b["text"].casefold()]
+        found = exact or (partial if len(partial) == 1 else [])
+        if not found:
+            raise LookupError(f"no single button {label!r} in {msg.labels}")
+        return found[0]
+
+    async def press(self, label: str, message: BotMessage | None = None, **kw: Any) -> list[BotMessage]:
+        msg = message or self.menu
+        return await self.press_data(self.button(label, msg)["callback_data"], msg, **kw)
+
+    async def press_data(self, data: str, message: BotMessage, **kw: Any) -> list[BotMessage]:
+        query = {
+            "id": self.api.new_callback_id(),
+            "from": self.user,
+            "chat_instance": f"ci{self.user_id}",
+            "data": data,
+            "message": self.api._message_json(message),
+        }
+        self.last_query_id = query["id"]
+        return await self._push({"callback_query": query}, **kw)
+
+    def text_since(self, messages: list[BotMessage]) -> str:
+        return "\n".join(m.visible for m in messages)
