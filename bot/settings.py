@@ -19,3 +19,6 @@ class Settings(BaseSettings):
     flows_dir: Path = Field(default=Path("flows"))
     default_locale: str = Field(default="zh")
     log_level: str = Field(default="INFO")
+    state_flush_ms: int = Field(
+        default=50, ge=0, description="Write conversation changes behind, every N ms (0: at once)"
+    )

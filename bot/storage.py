@@ -1,14 +1,24 @@
 """Where conversations are kept between updates: memory, or the database (the default).
 
-A record is a small JSON object: ``{"c": engine state, "u": last update_id, "m": menu message id}``.
+A record holds the engine state, the last update handled and the message showing the current
+menu; stored as a small JSON object ``{"c": state, "u": update_id, "m": message_id}``.
+
 The database store keeps a bounded cache in front of the table, so reading a conversation costs
-nothing while this process owns it; every change is written through at once, so a restart or a
-crash loses nothing. Run several replicas with ``cache_size=0`` (or the Redis store).
+nothing while this process owns it, and writes changes behind: changed records are written in
+one transaction every ``flush_interval`` seconds (50 ms by default) and when the store closes, so
+a restart loses nothing and a crash at most the last few tenths of a second of navigation (the
+prospect then sees the previous menu again). With ``flush_interval=0`` every change is written
+before the update counts as handled. Leads are never written this way (they have their own table).
+Run several replicas with ``cache_size=0`` and ``flush_interval=0``, or with the Redis store.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -17,8 +27,36 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.db.engine import Database
 from bot.db.models import Conversation, utcnow
+from bot.engine.state import State
 
-Record = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One chat's conversation. Never modified: each update stores a new one."""
+
+    state: State | None = None
+    last_update: int | None = None
+    """The newest update handled: an update that is not newer is a duplicate."""
+    menu_id: int | None = None
+    """The message that shows the current view with its buttons."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "c": self.state.to_dict() if self.state is not None else None,
+            "u": self.last_update,
+            "m": self.menu_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        state = data.get("c")
+        return cls(
+            state=State.from_dict(state) if state else None,
+            last_update=data.get("u"),
+            menu_id=data.get("m"),
+        )
 
 
 class ConversationStore(Protocol):
@@ -48,32 +86,77 @@ class MemoryStore:
 class SqlStore:
     """Conversations in the ``conversations`` table (SQLite or PostgreSQL)."""
 
-    def __init__(self, db: Database, *, cache_size: int = 10_000) -> None:
+    BATCH = 500
+    """Changed records that trigger a write at once instead of after the interval."""
+
+    def __init__(self, db: Database, *, cache_size: int = 10_000, flush_interval: float = 0.05) -> None:
         self.db = db
         self.cache_size = cache_size
+        self.flush_interval = flush_interval
         self._cache: OrderedDict[str, Record] = OrderedDict()
+        self._dirty: dict[str, Record] = {}
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
         self._insert = sqlite_insert if db.is_sqlite else pg_insert
 
     async def load(self, key: str) -> Record | None:
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+        record = self._dirty.get(key) or self._cache.get(key)
+        if record is not None:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+            return record
         async with self.db.engine.connect() as conn:
             row = (await conn.execute(select(Conversation.data).where(Conversation.key == key))).first()
-        record = dict(row[0]) if row is not None else None
+        record = Record.from_dict(row[0]) if row is not None else None
         if record is not None:
             self._remember(key, record)
         return record
 
     async def save(self, key: str, record: Record) -> None:
-        now = utcnow()
-        stmt = self._insert(Conversation).values(key=key, data=record, updated_at=now)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Conversation.key], set_={"data": record, "updated_at": now}
-        )
-        async with self.db.engine.begin() as conn:
-            await conn.execute(stmt)
         self._remember(key, record)
+        if self.flush_interval <= 0:
+            await self._write({key: record})
+            return
+        self._dirty[key] = record
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop(), name="conversation-flush")
+        if len(self._dirty) >= self.BATCH or not self._wake.is_set():
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Write every changed record now."""
+        while self._dirty:
+            batch, self._dirty = self._dirty, {}
+            try:
+                await self._write(batch)
+            except Exception:
+                for key, record in batch.items():  # keep what was not superseded meanwhile
+                    self._dirty.setdefault(key, record)
+                raise
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            if len(self._dirty) < self.BATCH:
+                await asyncio.sleep(self.flush_interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing %d conversations failed; retrying", len(self._dirty))
+                await asyncio.sleep(max(self.flush_interval, 0.5))
+                self._wake.set()
+
+    async def _write(self, batch: dict[str, Record]) -> None:
+        now = utcnow()
+        stmt = self._insert(Conversation)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Conversation.key],
+            set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at},
+        )
+        rows = [{"key": key, "data": record.to_dict(), "updated_at": now} for key, record in batch.items()]
+        async with self.db.engine.begin() as conn:
+            await conn.execute(stmt, rows)
 
     def _remember(self, key: str, record: Record) -> None:
         if self.cache_size <= 0:
@@ -84,4 +167,9 @@ class SqlStore:
             self._cache.popitem(last=False)
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush()
         self._cache.clear()

@@ -105,6 +105,7 @@ class Content:
         self._static: dict[str, str] = {}
         """Texts that use no variable, rendered once (most of them): a turn then renders little."""
         self._expressions: dict[str, Any] = {}
+        self._memo: dict[tuple[Any, ...], str] = {}
         for text in self.texts.values():
             self._compile(text)
         for flow in self.flows.values():
@@ -175,8 +176,24 @@ class Content:
             log.warning("template fell back to lenient rendering: %.60r", src)
             return self._lenient.from_string(src).render(context).strip()
 
+    def is_static(self, text: Text, locale: str) -> bool:
+        """Whether the text uses no variable (so its rendering never changes)."""
+        return self.localise(text, locale) in self._static
+
     def t(self, key: str, locale: str, **context: Any) -> str:
-        return self.render(self.texts[key], locale, context)
+        """A common text. Small contexts (page numbers...) are remembered: they recur a lot."""
+        if not context:
+            return self.render(self.texts[key], locale, context)
+        memo_key = (key, locale, *context.items())
+        try:
+            hit = self._memo.get(memo_key)
+        except TypeError:  # unhashable values
+            return self.render(self.texts[key], locale, context)
+        if hit is None:
+            hit = self.render(self.texts[key], locale, context)
+            if len(self._memo) < 10_000:
+                self._memo[memo_key] = hit
+        return hit
 
     def evaluate(self, expression: str, context: Mapping[str, Any]) -> bool:
         fn = self._expressions.get(expression) or self._env.compile_expression(expression)

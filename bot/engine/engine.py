@@ -83,6 +83,8 @@ class Engine:
         self.content = content
         self.answerer = answerer
         self.default_locale = default_locale if default_locale in content.locales else content.default_locale
+        self._labels: dict[str, dict[str, str]] = {}
+        self._rows_cache: dict[tuple[str, str, str], list[Row]] = {}
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -433,7 +435,13 @@ class Engine:
 
     def _label(self, turn: _Turn, key: str) -> str:
         """A common text as a button label: plain text, not HTML."""
-        return html.unescape(self._t(turn, key))
+        labels = self._labels.get(turn.st.locale)
+        if labels is None:
+            labels = self._labels[turn.st.locale] = {}
+        label = labels.get(key)
+        if label is None:
+            label = labels[key] = html.unescape(self._t(turn, key))
+        return label
 
     def _notice(self, turn: _Turn, text: str) -> None:
         turn.replies.append(Reply(text, (), "notice"))
@@ -453,6 +461,27 @@ class Engine:
             if row
         )
 
+    def _step_rows(self, flow: str, step_id: str, step: Step, locale: str, ctx: dict[str, Any]) -> list[Row]:
+        """A step's own buttons in rows; cached when no label depends on the answers."""
+        key = (flow, step_id, locale)
+        cached = self._rows_cache.get(key)
+        if cached is not None:
+            return cached
+        c = self.content
+        rows: list[Row] = []
+        row: Row = []
+        assert not isinstance(step, BranchStep)
+        for i, b in enumerate(step.buttons):
+            label = html.unescape(c.render(b.label, locale, ctx))
+            row.append((label, None, b.url) if b.url else (label, f"g{i}", None))
+            if len(row) == step.columns:
+                rows.append(row)
+                row = []
+        rows.append(row)
+        if all(c.is_static(b.label, locale) for b in step.buttons):
+            self._rows_cache[key] = rows
+        return rows
+
     def _rows(self, turn: _Turn) -> list[Row]:
         """The buttons of the current view, as rows of (label, action code, url)."""
         st, c = turn.st, self.content
@@ -460,7 +489,7 @@ class Engine:
         if step is None or isinstance(step, BranchStep):
             return []
         rows: list[Row] = []
-        ctx = self._context(st)
+        ctx = self._context(st) if step.buttons else {}
         if isinstance(step, PagesStep) and st.sub < len(step.pages):
             paging: Row = []
             if st.sub > 0:
@@ -472,14 +501,7 @@ class Engine:
         if isinstance(step, CheckStep) and st.sub < len(step.conditions):
             rows.append([(self._label(turn, "yes"), "y", None), (self._label(turn, "no"), "n", None)])
         else:
-            row: Row = []
-            for i, b in enumerate(step.buttons):
-                label = html.unescape(c.render(b.label, st.locale, ctx))
-                row.append((label, None, b.url) if b.url else (label, f"g{i}", None))
-                if len(row) == step.columns:
-                    rows.append(row)
-                    row = []
-            rows.append(row)
+            rows.extend(self._step_rows(st.flow, st.step, step, st.locale, ctx))
         if isinstance(step, InputStep) and step.optional:
             rows.append([(self._label(turn, "skip"), "s", None)])
         if step.nav:

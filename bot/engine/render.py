@@ -89,7 +89,7 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     Cuts at paragraph, then line, then word boundaries; tags open at a cut are closed at the end
     of one part and opened again at the start of the next, so each part is valid on its own.
     """
-    if visible_length(text) <= limit:
+    if len(text) * 2 <= limit or visible_length(text) <= limit:  # a character is 1 or 2 UTF-16 units
         return [text]
     tokens = _tokens(text)
     parts: list[str] = []

@@ -8,20 +8,20 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation
-from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.types import BotCommand, ErrorEvent
 
 from bot.content import Content
 from bot.engine.engine import Engine
 from bot.settings import Settings
 from bot.storage import ConversationStore
+from bot.telegram.isolation import ChatLocks
 from bot.telegram.middleware import ConversationMiddleware
 from bot.telegram.routers import commands, fallback, flow
 from bot.telegram.runtime import EffectHandler, Runtime
+from bot.telegram.session import BotSession
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def build_bot(settings: Settings, **session_kwargs: Any) -> Bot:
     """A Bot on the configured Bot API server (the public one, a self-hosted one, or a fake)."""
     if settings.bot_token is None:
         raise ValueError("BOT_TOKEN is not set")
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base), **session_kwargs)
+    session = BotSession(api=TelegramAPIServer.from_base(settings.telegram_api_base), **session_kwargs)
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -49,12 +49,10 @@ def build_dispatcher(
     runtime = Runtime(settings=settings, engine=engine, store=store)
     if effect_handlers is not None:
         runtime.effect_handlers = effect_handlers
-    dp = Dispatcher(
-        storage=MemoryStorage(),  # aiogram's FSM is unused; the engine's state lives in `store`
-        events_isolation=isolation or SimpleEventIsolation(),
-        runtime=runtime,
-    )
-    dp.update.outer_middleware(ConversationMiddleware(runtime))
+    # aiogram's FSM is not used: the engine's state lives in `store`, and the conversation
+    # middleware takes the per-chat lock of `isolation` itself.
+    dp = Dispatcher(disable_fsm=True, runtime=runtime)
+    dp.update.outer_middleware(ConversationMiddleware(runtime, isolation or ChatLocks()))
     dp.include_routers(commands.build_router(), flow.build_router(), fallback.build_router())
     dp.errors.register(_on_error)
     return dp

@@ -1,8 +1,7 @@
 """Loads a chat's conversation before its update is handled and saves it after.
 
-Registered as an outer middleware on updates, after aiogram's FSM middleware, so it runs inside
-the per-chat lock of the dispatcher's event isolation: one chat's updates are handled one at a
-time and in order. An update whose id is not newer than the last one handled for the chat is a
+It holds the chat's lock of an event isolation (aiogram's: in-process, or Redis for several
+replicas) from loading to saving: one chat's updates are handled one at a time and in order. An update whose id is not newer than the last one handled for the chat is a
 duplicate (a redelivery, a double delivery after a restart) and is dropped.
 """
 
@@ -12,13 +11,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
 from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.types import Chat, TelegramObject, Update
 
+from bot.storage import Record
 from bot.telegram.runtime import ChatSession, Runtime
 
 log = logging.getLogger(__name__)
+EMPTY = Record()
 
 
 def conversation_key(chat: Chat) -> str:
@@ -26,8 +28,9 @@ def conversation_key(chat: Chat) -> str:
 
 
 class ConversationMiddleware(BaseMiddleware):
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, isolation: BaseEventIsolation) -> None:
         self.runtime = runtime
+        self.isolation = isolation
 
     async def __call__(
         self,
@@ -39,17 +42,27 @@ class ConversationMiddleware(BaseMiddleware):
         if not isinstance(event, Update) or chat is None or chat.type != "private":
             return await handler(event, data)
         key = conversation_key(chat)
+        bot: Bot = data["bot"]
+        async with self.isolation.lock(StorageKey(bot_id=bot.id, chat_id=chat.id, user_id=chat.id)):
+            return await self._handle(handler, event, data, key)
+
+    async def _handle(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: Update,
+        data: dict[str, Any],
+        key: str,
+    ) -> Any:
         store = self.runtime.store
-        record = await store.load(key) or {}
-        last = record.get("u")
-        if last is not None and event.update_id <= int(last):
+        record = await store.load(key) or EMPTY
+        if record.last_update is not None and event.update_id <= record.last_update:
             log.info("update %s for %s is a duplicate; dropped", event.update_id, key)
             if event.callback_query is not None:
                 await event.callback_query.answer()
             return UNHANDLED
-        session = ChatSession(key=key, record=record, update_id=event.update_id)
+        session = ChatSession(key=key, update_id=event.update_id, state=record.state, menu_id=record.menu_id)
         data["chat_session"] = session
         try:
             return await handler(event, data)
         finally:
-            await store.save(key, {**session.record, "u": event.update_id})
+            await store.save(key, Record(session.state, event.update_id, session.menu_id))

@@ -18,7 +18,7 @@ async def run_polling(settings: Settings) -> None:
     content = load_content(settings.flows_dir)  # ContentError: the caller prints the problems
     await upgrade(settings.database_url)
     db = create_database(settings.database_url)
-    store = SqlStore(db)
+    store = SqlStore(db, flush_interval=settings.state_flush_ms / 1000)
     bot = build_bot(settings)
     dp = build_dispatcher(
         settings, engine=Engine(content, default_locale=settings.default_locale), store=store

@@ -2,33 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, User
+from aiogram.types import InlineKeyboardMarkup, User
 
-from bot.engine.events import Event, Reply, Result
+from bot.engine.events import Button, Event, Reply, Result
 from bot.telegram.runtime import ChatSession, Runtime
 
 log = logging.getLogger(__name__)
 
 
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    if not reply.buttons:
-        return None
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(text=b.label, url=b.url)
-                if b.url
-                else InlineKeyboardButton(text=b.label, callback_data=b.payload)
-                for b in row
-            ]
-            for row in reply.buttons
+@functools.lru_cache(maxsize=4096)
+def _markup(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            {"text": b.label, "url": b.url} if b.url else {"text": b.label, "callback_data": b.payload}
+            for b in row
         ]
-    )
+        for row in buttons
+    ]
+    return InlineKeyboardMarkup.model_validate({"inline_keyboard": rows})
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """The inline keyboard of a reply. Built once per distinct keyboard: many prospects see the
+    same buttons with the same payloads, and building the pydantic models is a large part of a
+    turn's cost. The markup objects are never modified after they are built."""
+    return _markup(reply.buttons) if reply.buttons else None
 
 
 async def present(

@@ -11,40 +11,20 @@ from bot.engine.engine import Engine
 from bot.engine.events import Effect
 from bot.engine.state import State
 from bot.settings import Settings
-from bot.storage import ConversationStore, Record
+from bot.storage import ConversationStore
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)
 class ChatSession:
-    """One chat's conversation record while an update of that chat is handled."""
+    """One chat's conversation while an update of that chat is handled (saved afterwards)."""
 
     key: str
-    record: Record
     update_id: int
-    changed: bool = False
-
-    @property
-    def state(self) -> State | None:
-        data = self.record.get("c")
-        return State.from_dict(data) if data else None
-
-    @state.setter
-    def state(self, state: State) -> None:
-        self.record = {**self.record, "c": state.to_dict()}
-        self.changed = True
-
-    @property
-    def menu_id(self) -> int | None:
-        """The message that shows the current view with its buttons."""
-        value = self.record.get("m")
-        return int(value) if value is not None else None
-
-    @menu_id.setter
-    def menu_id(self, message_id: int) -> None:
-        self.record = {**self.record, "m": message_id}
-        self.changed = True
+    state: State | None = None
+    menu_id: int | None = None
+    """The message that shows the current view with its buttons."""
 
 
 EffectHandler = Callable[[Effect, ChatSession, dict[str, Any]], Awaitable[None]]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.types import Message
 
 from bot.engine.events import TextIn, parse_command
+from bot.telegram.filters import command_text, private_message
 from bot.telegram.presenter import respond
 from bot.telegram.runtime import ChatSession, Runtime
 
@@ -19,7 +20,7 @@ async def on_command(message: Message, bot: Bot, runtime: Runtime, chat_session:
 def build_router() -> Router:
     """A new router each time: a router can belong to one dispatcher only (tests build several)."""
     router = Router(name="commands")
-    router.message.filter(F.chat.type == "private", F.text.startswith("/"))
+    router.message.filter(private_message, command_text)
     router.message.register(on_command)
     return router
 

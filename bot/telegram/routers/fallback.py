@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.types import Message
 
 from bot.engine.events import Unsupported
+from bot.telegram.filters import private_message
 from bot.telegram.presenter import respond
 from bot.telegram.runtime import ChatSession, Runtime
 
@@ -22,8 +23,8 @@ async def on_edited(message: Message, bot: Bot, runtime: Runtime, chat_session: 
 def build_router() -> Router:
     """A new router each time: a router can belong to one dispatcher only (tests build several)."""
     router = Router(name="fallback")
-    router.message.filter(F.chat.type == "private")
-    router.edited_message.filter(F.chat.type == "private")
+    router.message.filter(private_message)
+    router.edited_message.filter(private_message)
     router.message.register(on_other_message)
     router.edited_message.register(on_edited)
     return router

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, Message
 
 from bot.engine.events import Press, TextIn
+from bot.telegram.filters import any_text, private_button, private_message
 from bot.telegram.presenter import present, respond
 from bot.telegram.runtime import ChatSession, Runtime
 
@@ -34,10 +35,10 @@ async def on_text(message: Message, bot: Bot, runtime: Runtime, chat_session: Ch
 def build_router() -> Router:
     """A new router each time: a router can belong to one dispatcher only (tests build several)."""
     router = Router(name="flow")
-    router.message.filter(F.chat.type == "private")
-    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.filter(private_message)
+    router.callback_query.filter(private_button)
     router.callback_query.register(on_button)
-    router.message.register(on_text, F.text)
+    router.message.register(on_text, any_text)
     return router
 
 

@@ -1,0 +1,25 @@
+"""Cheap async filters for the hot path.
+
+aiogram runs a synchronous filter (a magic ``F.`` filter included) in a worker thread, which
+costs more than the rest of handling an update; these coroutines run inline.
+"""
+
+from __future__ import annotations
+
+from aiogram.types import CallbackQuery, Message
+
+
+async def private_message(message: Message) -> bool:
+    return message.chat.type == "private"
+
+
+async def private_button(query: CallbackQuery) -> bool:
+    return query.message is not None and query.message.chat.type == "private"
+
+
+async def command_text(message: Message) -> bool:
+    return message.text is not None and message.text.startswith("/")
+
+
+async def any_text(message: Message) -> bool:
+    return message.text is not None
