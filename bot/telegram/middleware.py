@@ -1,8 +1,9 @@
 """Loads a chat's conversation before its update is handled and saves it after.
 
-It holds the chat's lock of an event isolation (aiogram's: in-process, or Redis for several
-replicas) from loading to saving: one chat's updates are handled one at a time and in order. An update whose id is not newer than the last one handled for the chat is a
-duplicate (a redelivery, a double delivery after a restart) and is dropped.
+It holds the chat's lock of an event isolation (in-process, or Redis for several replicas) from
+loading to saving: one chat's updates are handled one at a time and in order. An update whose id
+is not newer than the last one handled for the chat is a duplicate (a redelivery, a double
+delivery after a restart) and is dropped.
 """
 
 from __future__ import annotations
