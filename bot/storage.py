@@ -105,8 +105,13 @@ class SqlStore:
             if key in self._cache:
                 self._cache.move_to_end(key)
             return record
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(Conversation.data).where(Conversation.key == key))).first()
+        query = select(Conversation.data).where(Conversation.key == key)
+        if self.db.point_reader is not None:
+            with self.db.point_reader.connect() as sync_conn:
+                row = sync_conn.execute(query).first()
+        else:
+            async with self.db.engine.connect() as conn:
+                row = (await conn.execute(query)).first()
         record = Record.from_dict(row[0]) if row is not None else None
         if record is not None:
             self._remember(key, record)

@@ -6,6 +6,7 @@ The input state is never mutated.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from bot.content.compiled import LANGUAGE_NAMES, Content
+from bot.content.compiled import LANGUAGE_NAMES, Content, texts_of
 from bot.content.model import (
     BranchStep,
     CheckStep,
@@ -41,6 +42,8 @@ from bot.engine.validators import validate
 Answerer = Callable[[str, str], Reply | None]
 """Answers a free question (text, locale) or returns None; the FAQ plugs in here."""
 
+VIEW_CACHE = 50_000
+"""Views kept ready (a few KB each at most); new ones are built and not kept beyond this."""
 MENU_RETRY_CAP = 3
 """Unrecognised texts in a row at a menu before the bot offers a consultant."""
 INPUT_LIMIT = 4096
@@ -54,9 +57,16 @@ Row = list[tuple[str, str | None, str | None]]
 """A keyboard row: (label, action code, url)."""
 
 
+_FOLD = re.compile(r"[\W_]+")
+
+
 def normalise(text: str) -> str:
     """Case, spaces, punctuation and emoji folded away, for matching typed text to labels."""
-    return re.sub(r"[\W_]+", "", text.casefold())
+    return _FOLD.sub("", text.casefold())
+
+
+_normalise_label = functools.lru_cache(maxsize=4096)(normalise)
+"""Labels recur at every turn; typed text does not, so only labels are remembered."""
 
 
 def _b36(n: int) -> str:
@@ -85,6 +95,9 @@ class Engine:
         self.default_locale = default_locale if default_locale in content.locales else content.default_locale
         self._labels: dict[str, dict[str, str]] = {}
         self._rows_cache: dict[tuple[str, str, str], list[Row]] = {}
+        self._views: dict[tuple[str, str, int, str, bool, int], tuple[Reply, ...]] = {}
+        """Views that are the same for every prospect at that point (most are): built once."""
+        self._static_steps: dict[tuple[str, str, str], bool] = {}
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -419,7 +432,9 @@ class Engine:
         word = normalise(text)
         if not word:
             return None
-        labelled = [(normalise(label), code) for row in rows for label, code, _ in row if code is not None]
+        labelled = [
+            (_normalise_label(label), code) for row in rows for label, code, _ in row if code is not None
+        ]
         for label, code in labelled:
             if label == word:
                 return code
@@ -564,8 +579,27 @@ class Engine:
             st.flow, st.step, st.sub = *self.content.start, 0
             step = self.content.step(st.flow, st.step)
             assert step is not None
+        key = (st.flow, st.step, st.sub, st.locale, bool(st.history), st.seq)
+        cached = self._views.get(key)
+        if cached is not None:
+            turn.replies.extend(cached)
+            return
         keyboard = self._keyboard(turn, self._rows(turn))
         chunks = split_message(self._body(turn, step))
-        for chunk in chunks[:-1]:
-            turn.replies.append(Reply(chunk, (), "view"))
-        turn.replies.append(Reply(chunks[-1], keyboard, "view"))
+        view = [Reply(chunk, (), "view") for chunk in chunks[:-1]]
+        view.append(Reply(chunks[-1], keyboard, "view"))
+        turn.replies.extend(view)
+        if self._is_static(st.flow, st.step, step, st.sub, st.locale) and len(self._views) < VIEW_CACHE:
+            self._views[key] = tuple(view)
+
+    def _is_static(self, flow: str, step_id: str, step: Step, sub: int, locale: str) -> bool:
+        """Whether a view is the same for every prospect (no answers in it): then it is cached."""
+        if isinstance(step, CheckStep) and sub >= len(step.conditions):
+            return False  # the verdict lists this prospect's answers
+        key = (flow, step_id, locale)
+        static = self._static_steps.get(key)
+        if static is None:
+            static = self._static_steps[key] = all(
+                self.content.is_static(text, locale) for _, text in texts_of(step)
+            )
+        return static

@@ -19,7 +19,7 @@ from bot.settings import Settings
 from bot.storage import ConversationStore
 from bot.telegram.isolation import ChatLocks
 from bot.telegram.middleware import ConversationMiddleware
-from bot.telegram.routers import commands, fallback, flow
+from bot.telegram.routers import conversation
 from bot.telegram.runtime import EffectHandler, Runtime
 from bot.telegram.session import BotSession
 
@@ -53,7 +53,7 @@ def build_dispatcher(
     # middleware takes the per-chat lock of `isolation` itself.
     dp = Dispatcher(disable_fsm=True, runtime=runtime)
     dp.update.outer_middleware(ConversationMiddleware(runtime, isolation or ChatLocks()))
-    dp.include_routers(commands.build_router(), flow.build_router(), fallback.build_router())
+    dp.include_routers(conversation.build_router())
     dp.errors.register(_on_error)
     return dp
 

@@ -17,9 +17,5 @@ async def private_button(query: CallbackQuery) -> bool:
     return query.message is not None and query.message.chat.type == "private"
 
 
-async def command_text(message: Message) -> bool:
-    return message.text is not None and message.text.startswith("/")
-
-
 async def any_text(message: Message) -> bool:
     return message.text is not None

@@ -1,14 +1,23 @@
-"""Buttons and free text in a private chat go to the engine."""
+"""A prospect's conversation in a private chat: commands, typed text, buttons, and everything else
+(stickers, photos, voice, files, locations, edited messages), all handed to the engine.
+"""
 
 from __future__ import annotations
 
 from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, Message
 
-from bot.engine.events import Press, TextIn
+from bot.engine.events import Press, TextIn, Unsupported, parse_command
 from bot.telegram.filters import any_text, private_button, private_message
 from bot.telegram.presenter import present, respond
 from bot.telegram.runtime import ChatSession, Runtime
+
+
+async def on_text(message: Message, bot: Bot, runtime: Runtime, chat_session: ChatSession) -> None:
+    """Commands (``/start iso20000``, ``/menu``...) and free text."""
+    text = message.text or ""
+    event = (parse_command(text) if text.startswith("/") else None) or TextIn(text)
+    await respond(bot, runtime, message.chat.id, chat_session, message.from_user, event)
 
 
 async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime, chat_session: ChatSession) -> None:
@@ -22,23 +31,33 @@ async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime, chat_sessi
         return
     await query.answer()
     result = engine.handle(state, Press(payload), language_code=query.from_user.language_code)
+    # Within one step (paging, the self-check's questions) the message is edited in place;
+    # a new step comes as a new message, so what the prospect read stays readable above.
     same_step = state is not None and (state.flow, state.step) == (result.state.flow, result.state.step)
     edit = message_id if same_step and message_id == chat_session.menu_id else None
     chat_id = query.message.chat.id if query.message is not None else query.from_user.id
     await present(bot, runtime, chat_id, chat_session, result, edit_message_id=edit)
 
 
-async def on_text(message: Message, bot: Bot, runtime: Runtime, chat_session: ChatSession) -> None:
-    await respond(bot, runtime, message.chat.id, chat_session, message.from_user, TextIn(message.text or ""))
+async def on_other_message(message: Message, bot: Bot, runtime: Runtime, chat_session: ChatSession) -> None:
+    event = Unsupported(str(message.content_type))
+    await respond(bot, runtime, message.chat.id, chat_session, message.from_user, event)
+
+
+async def on_edited(message: Message, bot: Bot, runtime: Runtime, chat_session: ChatSession) -> None:
+    await respond(bot, runtime, message.chat.id, chat_session, message.from_user, Unsupported("edited"))
 
 
 def build_router() -> Router:
     """A new router each time: a router can belong to one dispatcher only (tests build several)."""
-    router = Router(name="flow")
+    router = Router(name="conversation")
     router.message.filter(private_message)
+    router.edited_message.filter(private_message)
     router.callback_query.filter(private_button)
-    router.callback_query.register(on_button)
     router.message.register(on_text, any_text)
+    router.message.register(on_other_message)
+    router.edited_message.register(on_edited)
+    router.callback_query.register(on_button)
     return router
 
 
