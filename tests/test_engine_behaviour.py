@@ -227,3 +227,23 @@ def test_view_reshows_the_current_step(engine: Engine) -> None:
     assert conv.state is not None
     [reply] = engine.view(conv.state)
     assert "Stage 2 audit" in reply.text and reply.buttons
+
+
+def test_buttons_made_with_other_content_are_expired(engine: Engine) -> None:
+    conv = Conversation(engine, language_code="en").start("iso20000")
+    assert conv.state is not None
+    button = conv.find("Process")
+    conv.state.version = "older-content"  # as if the content was reloaded since
+    conv.handle(Press(button.payload or ""))
+    assert "expired" in conv.text and conv.position == ("iso20000", "intro", 0)
+    conv.press("Process")  # the fresh menu works
+    assert conv.position[1] == "process"
+
+
+def test_a_removed_step_continues_at_the_flow_start(engine: Engine) -> None:
+    state = Conversation(engine, language_code="zh").start("iso20000").state
+    assert state is not None
+    state.step, state.version = "a_step_that_was_removed", "older-content"
+    result = engine.handle(state, TextIn("你好"))
+    assert "内容刚刚更新过" in result.replies[0].text
+    assert result.state.position == ("iso20000", "intro", 0)

@@ -7,33 +7,56 @@ soon as nobody holds or waits for them. (Several replicas use aiogram's RedisEve
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Hashable
+from types import TracebackType
+from typing import Any
 
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 
 
+class _Held:
+    """The lock of one chat while an update of it is handled (an async context manager)."""
+
+    __slots__ = ("key", "lock", "owner", "users")
+
+    def __init__(self, owner: ChatLocks, key: Hashable) -> None:
+        self.owner = owner
+        self.key = key
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+    async def __aenter__(self) -> None:
+        self.users += 1
+        try:
+            await self.lock.acquire()
+        except BaseException:
+            self._release_user()
+            raise
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.lock.release()
+        self._release_user()
+
+    def _release_user(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            del self.owner.locks[self.key]
+
+
 class ChatLocks(BaseEventIsolation):
     def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, list[int]]] = {}
+        self.locks: dict[Hashable, _Held] = {}
 
     def __len__(self) -> int:
-        return len(self._locks)
+        return len(self.locks)
 
-    @asynccontextmanager
-    async def lock(self, key: StorageKey) -> AsyncGenerator[None, None]:
-        entry = self._locks.get(key)
-        if entry is None:
-            entry = self._locks[key] = (asyncio.Lock(), [0])
-        lock, users = entry
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._locks[key]
+    def lock(self, key: StorageKey) -> Any:  # an async context manager, as aiogram's are
+        held = self.locks.get(key)
+        if held is None:
+            held = self.locks[key] = _Held(self, key)
+        return held
 
     async def close(self) -> None:
-        self._locks.clear()
+        self.locks.clear()
