@@ -124,8 +124,11 @@ class FakeBotAPI:
                         params[key] = {"filename": value.filename, "content": value.file.read()}
                     else:
                         params[key] = value
-        for key in list(params):
-            if key in JSON_FIELDS and isinstance(params[key], str):
+        attached = {k: v for k, v in params.items() if isinstance(v, str) and v.startswith("attach://")}
+        for key, ref in attached.items():
+            params[key] = params.pop(ref.removeprefix("attach://"), None)
+        for key in JSON_FIELDS & params.keys():
+            if isinstance(params[key], str):
                 params[key] = json.loads(params[key])
         return params
 

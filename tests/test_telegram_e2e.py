@@ -226,3 +226,27 @@ async def test_fifty_unexpected_updates(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [
         r.getMessage() for r in caplog.records
     ]
+
+
+async def test_an_edit_that_fails_falls_back_to_a_new_message(api: FakeBotAPI, running: BotRunner) -> None:
+    p = Prospect(api, 6001, language_code="zh")
+    await p.send("/start")
+    await p.press("ISO/IEC 20000")
+    [question] = await p.press("申请条件自测")
+    api.fail("editMessageText", 400, "Bad Request: message can't be edited")
+    [fresh] = await p.press("是")
+    assert fresh.message_id != question.message_id and "问题 2/6" in fresh.visible
+    [edited] = await p.press("是", fresh)  # and the new message is the one edited next
+    assert edited.message_id == fresh.message_id and "问题 3/6" in edited.visible
+
+
+async def test_fake_server_parses_multipart_uploads(api: FakeBotAPI, running: BotRunner) -> None:
+    from aiogram.types import BufferedInputFile
+
+    assert running.bot is not None
+    sent = await running.bot.send_document(
+        7001, BufferedInputFile("公司,电话\n".encode(), "leads.csv"), caption="x"
+    )
+    assert sent.document is not None and sent.document.file_name == "leads.csv"
+    [doc] = api.documents
+    assert doc["chat_id"] == 7001 and doc["content"].decode() == "公司,电话\n"
