@@ -12,8 +12,9 @@ from bot.engine.render import visible_text
 from bot.engine.state import State
 
 
-def parse_input(line: str, buttons: list[Button]) -> Event | None:
-    """A number presses that button, a label presses it too, ``/cmd`` is a command, else text."""
+def parse_input(line: str, buttons: list[Button], *, typing: bool = False) -> Event | None:
+    """A number presses that button (unless a typed answer is awaited), a label presses it too,
+    ``/cmd`` is a command, anything else is text."""
     text = line.strip()
     if not text:
         return None
@@ -21,7 +22,7 @@ def parse_input(line: str, buttons: list[Button]) -> Event | None:
     if command is not None:
         return command
     pressable = [b for b in buttons if b.payload is not None]
-    if text.isdigit() and 1 <= int(text) <= len(buttons):
+    if text.isdigit() and not typing and 1 <= int(text) <= len(buttons):
         chosen = buttons[int(text) - 1]
         return Press(chosen.payload) if chosen.payload else TextIn(text)
     for b in pressable:
@@ -80,7 +81,7 @@ def run_chat(
     for line in lines:
         if echo:
             out.write(f"> {line.rstrip()}\n")
-        event = parse_input(line, [b for b in buttons])
+        event = parse_input(line, buttons, typing=engine.awaiting_input(state))
         if event is None:
             if prompt:
                 prompt()

@@ -86,11 +86,31 @@ def test_selfcheck_all_no_lists_every_condition(engine: Engine, content: Content
 
 
 @pytest.mark.parametrize("fid", SCHEMES)
-def test_every_scheme_hands_over_to_the_consultant(engine: Engine, fid: str) -> None:
+def test_every_scheme_leads_to_the_lead_form_with_the_scheme_chosen(engine: Engine, fid: str) -> None:
     conv = Conversation(engine, language_code="zh").start(fid)
-    conv.press("留下联系方式").press("留下联系方式").send("赵女士").send("+86 139 1234 5678")
+    conv.press("留下联系方式").press("同意并继续")
+    for answer in ["某某科技有限公司", "赵女士", "+86 139 1234 5678"]:
+        conv.send(answer)
+    conv.press("跳过")  # e-mail
+    conv.send("上海").send("120").send("2")
+    assert conv.position == ("lead", "schemes", 0)
+    assert [label for label in conv.labels if label.startswith("✅")] != []  # pre-chosen
+    conv.press("选好了").press("1–3 个月").press("跳过")
+    conv.press("确认提交")
     [effect] = conv.effects
-    assert effect.data["origin"] == fid and effect.data["answers"]["phone"] == "+8613912345678"
+    assert effect.name == "lead" and effect.data["origin"] == fid
+    assert effect.data["answers"]["schemes"] == [fid]
+    assert effect.data["answers"]["phone"] == "+8613912345678"
+
+
+def test_consultant_button_asks_name_and_phone_only(engine: Engine) -> None:
+    conv = Conversation(engine, language_code="zh").start("iso9001")
+    conv.press("咨询顾问").press("留下联系方式").send("钱先生").send("13912345678")
+    [effect] = conv.effects
+    assert effect.name == "enquiry" and effect.data["answers"] == {
+        "name": "钱先生",
+        "phone": "+8613912345678",
+    }
 
 
 def test_scheme_specific_facts(engine: Engine, content: Content) -> None:

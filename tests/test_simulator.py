@@ -44,9 +44,18 @@ def test_piped_iso20000_walk_through() -> None:
             "有效期与年审",
             "证书真伪查询",
             "留下联系方式",
-            "留下联系方式",
+            "同意并继续",
+            "天津某信息技术有限公司",
             "张三",
             "13800138000",
+            "跳过",
+            "天津",
+            "60",
+            "1",
+            "选好了",
+            "1–3 个月",
+            "跳过",
+            "确认提交",
         ]
     )
     proc = _run(["chat", "--lang", "zh"], script + "\n")
@@ -63,8 +72,11 @@ def test_piped_iso20000_walk_through() -> None:
         "暂停",
         "撤销",
         "认证结果",
-        "谢谢您，张三",
-        "[enquiry handed over: name=张三, phone=+8613800138000; about: iso20000]",
+        "单位: 天津某信息技术有限公司",
+        "✅ ISO/IEC 20000",
+        "已提交，谢谢 张三",
+        "[lead handed over: consent=True, company=天津某信息技术有限公司, contact_name=张三, phone=+8613800138000,",
+        "schemes=['iso20000'], timeline=3m, note=; about: iso20000]",
     ):
         assert fact in out, fact
     assert "[1] 🖥 ISO/IEC 20000" in out

@@ -15,10 +15,12 @@ from bot.content.loader import Problem, RawContent, SourceFile, read_dir
 from bot.content.model import (
     BranchStep,
     CheckStep,
+    ChoiceStep,
     FlowDef,
     HandoffStep,
     InputStep,
     Step,
+    SummaryStep,
     Text,
 )
 from bot.engine.render import MESSAGE_LIMIT, html_problems, make_environment, visible_length
@@ -70,8 +72,11 @@ def _edges(flow: FlowDef, step: Step) -> Iterator[tuple[str, tuple[str | int, ..
             yield b.goto, ("buttons", i, "goto")
         if b.flow is not None:
             yield b.flow + ".", ("buttons", i, "flow")
-    if isinstance(step, InputStep):
+    if isinstance(step, InputStep | ChoiceStep | SummaryStep):
         yield step.next, ("next",)
+    if isinstance(step, SummaryStep):
+        for i, f in enumerate(step.fields):
+            yield f.step, ("fields", i, "step")
 
 
 class _Checker:
@@ -140,7 +145,7 @@ class _Checker:
     def answer_vars(self, flow: FlowDef) -> set[str]:
         names: set[str] = set()
         for step in flow.steps.values():
-            if isinstance(step, InputStep):
+            if isinstance(step, InputStep | ChoiceStep):
                 names.add(step.var)
             if isinstance(step, CheckStep):
                 names.update(c.id for c in step.conditions)
@@ -181,7 +186,11 @@ class _Checker:
             yield Problem(src.rel, src.line(*base, "buttons"), f"more than {MAX_BUTTONS} buttons")
         if step.text is None and not isinstance(step, CheckStep):
             yield Problem(src.rel, src.line(*base), f"step {sid!r}: text is missing")
-        if not step.nav and not step.buttons and not isinstance(step, InputStep | CheckStep):
+        if (
+            not step.nav
+            and not step.buttons
+            and not isinstance(step, InputStep | CheckStep | ChoiceStep | SummaryStep)
+        ):
             yield Problem(src.rel, src.line(*base), f"step {sid!r}: a dead end (no buttons and nav: false)")
         if (
             isinstance(step, InputStep)
@@ -198,10 +207,20 @@ class _Checker:
                         src.rel, src.line(*base, "conditions", i, "id"), f"duplicate condition {cond.id!r}"
                     )
                 seen.add(cond.id)
+        if isinstance(step, SummaryStep):
+            for i, f in enumerate(step.fields):
+                if f.var not in answer_vars:
+                    yield Problem(
+                        src.rel, src.line(*base, "fields", i, "var"), f"no step sets answers.{f.var}"
+                    )
+        if isinstance(step, ChoiceStep) and len({o.value for o in step.options}) != len(step.options):
+            yield Problem(
+                src.rel, src.line(*base, "options"), f"step {sid!r}: two options have the same value"
+            )
         if isinstance(step, HandoffStep) and not step.effect.isidentifier():
             yield Problem(src.rel, src.line(*base, "effect"), f"effect must be a name, not {step.effect!r}")
         for path, text in texts_of(step):
-            is_label = path[0] == "buttons"
+            is_label = path[0] in {"buttons", "options", "confirm", "fields"}
             names = VERDICT_NAMES if path[0] in {"passed", "failed"} else TEMPLATE_NAMES
             yield from self.check_text(
                 src, (*base, *path), text, names=names, answer_vars=answer_vars, label=is_label

@@ -13,10 +13,12 @@ from bot.content.loader import RawContent
 from bot.content.model import (
     BranchStep,
     CheckStep,
+    ChoiceStep,
     FlowDef,
     InputStep,
     PagesStep,
     Step,
+    SummaryStep,
     Text,
 )
 from bot.engine.render import make_environment
@@ -51,6 +53,12 @@ REQUIRED_TEXTS = (
     "error_integer",
     "error_phone",
     "error_email",
+    "done",
+    "change",
+    "contact_button",
+    "contact_hint",
+    "contact_received",
+    "none",
 )
 """Common texts the engine itself uses; ``flows check`` insists on each."""
 
@@ -77,6 +85,13 @@ def texts_of(step: Step) -> Iterator[tuple[tuple[str | int, ...], Text]]:
         yield ("failed",), step.failed
     elif isinstance(step, InputStep) and step.error is not None:
         yield ("error",), step.error
+    elif isinstance(step, ChoiceStep):
+        for i, o in enumerate(step.options):
+            yield ("options", i, "label"), o.label
+    elif isinstance(step, SummaryStep):
+        for i, f in enumerate(step.fields):
+            yield ("fields", i, "label"), f.label
+        yield ("confirm",), step.confirm
 
 
 def split_target(target: str) -> tuple[str, str]:

@@ -98,7 +98,18 @@ def _validation_problems(src: SourceFile, err: ValidationError) -> Iterable[Prob
         yield Problem(src.rel, src.line(*loc), f"{where}: {e['msg']}")
 
 
-_UNION_TAGS = {"menu", "pages", "check", "input", "branch", "handoff", "str", "dict[str,str]"}
+_UNION_TAGS = {
+    "menu",
+    "pages",
+    "check",
+    "input",
+    "branch",
+    "handoff",
+    "choice",
+    "summary",
+    "str",
+    "dict[str,str]",
+}
 
 
 def _model(src: SourceFile, cls: type[BaseModel], problems: list[Problem]) -> Any:

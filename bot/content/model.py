@@ -87,6 +87,42 @@ class InputStep(_StepBase):
     max_retries: int = Field(default=3, ge=1, le=10)
     next: str
     optional: bool = False
+    share_contact: bool = False
+    """For a phone: also offer Telegram's "share my phone number" button."""
+
+
+class Option(_Model):
+    value: str
+    label: Text
+
+
+class ChoiceStep(_StepBase):
+    """Pick one option, or several (``multiple``), from buttons; typing a label works too."""
+
+    type: Literal["choice"]
+    var: str
+    options: list[Option] = Field(min_length=1)
+    multiple: bool = False
+    prefill: Literal["origin"] | None = None
+    """``origin``: the certification scheme the prospect came from is chosen already."""
+    next: str
+    optional: bool = False
+
+
+class SummaryField(_Model):
+    var: str
+    label: Text
+    step: str
+    """The step that asks for it: its "change" button goes there and comes back here."""
+
+
+class SummaryStep(_StepBase):
+    """All answers at a glance: confirm, or change any single one and come back."""
+
+    type: Literal["summary"]
+    fields: list[SummaryField] = Field(min_length=1)
+    confirm: Text
+    next: str
 
 
 class Case(_Model):
@@ -123,7 +159,9 @@ Step = Annotated[
     | Annotated[CheckStep, Tag("check")]
     | Annotated[InputStep, Tag("input")]
     | Annotated[BranchStep, Tag("branch")]
-    | Annotated[HandoffStep, Tag("handoff")],
+    | Annotated[HandoffStep, Tag("handoff")]
+    | Annotated[ChoiceStep, Tag("choice")]
+    | Annotated[SummaryStep, Tag("summary")],
     Discriminator(_step_tag),
 ]
 

@@ -13,16 +13,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from bot.content.compiled import LANGUAGE_NAMES, Content, texts_of
 from bot.content.model import (
     BranchStep,
     CheckStep,
+    ChoiceStep,
     HandoffStep,
     InputStep,
     PagesStep,
     Step,
+    SummaryStep,
 )
 from bot.engine.events import (
     Button,
@@ -32,6 +34,7 @@ from bot.engine.events import (
     Press,
     Reply,
     Result,
+    SharedContact,
     TextIn,
     Unsupported,
 )
@@ -129,6 +132,8 @@ class Engine:
             self._text(turn, event.text[:INPUT_LIMIT])
         elif isinstance(event, Unsupported):
             self._hint(turn, "edited" if event.kind == "edited" else "unsupported")
+        elif isinstance(event, SharedContact):
+            self._contact(turn, event.phone)
         return Result(turn.replies, turn.st, turn.effects)
 
     def locale_for(self, language_code: str | None) -> str:
@@ -136,6 +141,10 @@ class Engine:
         if not language_code:
             return self.default_locale
         return self.content.locale_for(language_code)
+
+    def awaiting_input(self, state: State | None) -> bool:
+        """Whether the current step asks for a typed answer (so a number typed is an answer)."""
+        return state is not None and isinstance(self.content.step(state.flow, state.step), InputStep)
 
     def age(self, state: State | None, payload: str) -> int | None:
         """How many views ago a button was made: 0 for the current view, None if unknown."""
@@ -214,6 +223,10 @@ class Engine:
             answers = self._answers(st, flow)
             for cond in s.conditions:
                 answers.pop(cond.id, None)
+        if isinstance(s, ChoiceStep) and s.prefill == "origin":
+            answers = self._answers(st, flow)
+            if s.var not in answers and st.origin in {o.value for o in s.options}:
+                answers[s.var] = [st.origin] if s.multiple else st.origin
         if isinstance(s, HandoffStep) and emit:
             turn.effects.append(self._effect(st, s))
         self._show(turn)
@@ -223,6 +236,8 @@ class Engine:
         st.flow, st.step, st.sub = flow, step, sub
         st.seq += 1
         st.retries = 0
+        if st.ret is not None and not st.ret.startswith(flow + "."):
+            st.ret = None  # left the form whose summary asked for a change
         f = self.content.flows.get(flow)
         if f is not None and f.kind == "scheme":
             st.origin = flow
@@ -350,12 +365,60 @@ class Engine:
         elif op in "yn" and not arg and isinstance(step, CheckStep) and st.sub < len(step.conditions):
             self._answers(st)[step.conditions[st.sub].id] = op == "y"
             self._move_sub(turn, st.sub + 1, push=True)
-        elif op == "s" and isinstance(step, InputStep) and step.optional:
-            self._answers(st)[step.var] = ""
+        elif op == "s" and isinstance(step, InputStep | ChoiceStep) and step.optional:
+            self._answered(
+                turn, step.var, [] if isinstance(step, ChoiceStep) and step.multiple else "", step.next
+            )
+        elif op == "o" and arg.isdigit() and isinstance(step, ChoiceStep) and int(arg) < len(step.options):
+            value = step.options[int(arg)].value
+            if not step.multiple:
+                self._answered(turn, step.var, value, step.next)
+                return True
+            chosen = self._answers(st).get(step.var)
+            chosen = list(chosen) if isinstance(chosen, list) else []
+            chosen = [v for v in chosen if v != value] if value in chosen else [*chosen, value]
+            self._answers(st)[step.var] = [o.value for o in step.options if o.value in chosen]
+            st.seq += 1  # the same step, shown again with the new ticks
+            self._show(turn)
+        elif op == "d" and isinstance(step, ChoiceStep) and step.multiple:
+            chosen = self._answers(st).get(step.var)
+            if not chosen and not step.optional:
+                self._hint(turn, "choose")
+                return True
+            self._answered(turn, step.var, chosen if isinstance(chosen, list) else [], step.next)
+        elif op == "e" and arg.isdigit() and isinstance(step, SummaryStep) and int(arg) < len(step.fields):
+            target = c.resolve(step.fields[int(arg)].step, st.flow)
+            if target is None:
+                return False
+            self._goto(turn, *target)
+            st.ret = f"{st.history[-1][0]}.{st.history[-1][1]}" if st.history else None
+        elif op == "k" and isinstance(step, SummaryStep):
             self._goto_target(turn, step.next)
         else:
             return False
         return True
+
+    def _answered(self, turn: _Turn, var: str, value: Answer, next_target: str) -> None:
+        """Keep an answer and go on: back to the summary if it asked for the change, else onwards."""
+        st = turn.st
+        self._answers(st)[var] = value
+        target, st.ret = (st.ret or next_target), None
+        self._goto_target(turn, target)
+
+    def _contact(self, turn: _Turn, phone: str) -> None:
+        """A shared contact answers a phone question; anywhere else it is not expected."""
+        step = self.content.step(turn.st.flow, turn.st.step)
+        if not isinstance(step, InputStep) or step.kind != "phone":
+            self._hint(turn, "unsupported")
+            return
+        digits = phone.strip()
+        ok, value = validate("phone", digits if digits.startswith("+") else "+" + digits)
+        if not ok:
+            ok, value = validate("phone", digits)
+        if ok:
+            self._answered(turn, step.var, value, step.next)
+        else:
+            self._text(turn, phone)
 
     def _goto_target(self, turn: _Turn, target: str) -> None:
         resolved = self.content.resolve(target, turn.st.flow)
@@ -372,8 +435,7 @@ class Engine:
                 return
             ok, value = validate(step.kind, text, min=step.min, max=step.max)
             if ok:
-                self._answers(st)[step.var] = value
-                self._goto_target(turn, step.next)
+                self._answered(turn, step.var, value, step.next)
                 return
             st.retries += 1
             if st.retries >= step.max_retries:
@@ -497,6 +559,27 @@ class Engine:
             self._rows_cache[key] = rows
         return rows
 
+    def _choice_rows(self, turn: _Turn, step: ChoiceStep) -> list[Row]:
+        st, c = turn.st, self.content
+        chosen = st.answers.get(st.flow, {}).get(step.var)
+        picked = set(chosen) if isinstance(chosen, list) else {chosen}
+        rows: list[Row] = []
+        row: Row = []
+        for i, o in enumerate(step.options):
+            label = html.unescape(c.render(o.label, st.locale, {}))
+            if step.multiple:
+                label = ("✅ " if o.value in picked else "▫️ ") + label
+            elif o.value in picked:
+                label = "✅ " + label
+            row.append((label, f"o{i}", None))
+            if len(row) == step.columns:
+                rows.append(row)
+                row = []
+        rows.append(row)
+        if step.multiple:
+            rows.append([(self._label(turn, "done"), "d", None)])
+        return rows
+
     def _rows(self, turn: _Turn) -> list[Row]:
         """The buttons of the current view, as rows of (label, action code, url)."""
         st, c = turn.st, self.content
@@ -515,9 +598,18 @@ class Engine:
             rows.append([(self._label(turn, "all_pages"), "a", None)])
         if isinstance(step, CheckStep) and st.sub < len(step.conditions):
             rows.append([(self._label(turn, "yes"), "y", None), (self._label(turn, "no"), "n", None)])
+        elif isinstance(step, ChoiceStep):
+            rows.extend(self._choice_rows(turn, step))
+        elif isinstance(step, SummaryStep):
+            change = self.content.texts["change"]
+            for i, f in enumerate(step.fields):
+                name = html.unescape(c.render(f.label, st.locale, ctx))
+                label = html.unescape(c.render(change, st.locale, {"label": name}))
+                rows.append([(label, f"e{i}", None)])
+            rows.append([(html.unescape(c.render(step.confirm, st.locale, ctx)), "k", None)])
         else:
             rows.extend(self._step_rows(st.flow, st.step, step, st.locale, ctx))
-        if isinstance(step, InputStep) and step.optional:
+        if isinstance(step, InputStep | ChoiceStep) and step.optional:
             rows.append([(self._label(turn, "skip"), "s", None)])
         if step.nav:
             nav: Row = []
@@ -568,9 +660,42 @@ class Engine:
                 ]
                 verdict = step.failed if missing else step.passed
                 parts = [c.render(verdict, loc, {**ctx, "missing": missing})]
+        elif isinstance(step, SummaryStep):
+            parts = [head, self._summary(turn, step)]
         else:
             parts = [head]
         return "\n\n".join(p for p in parts if p)
+
+    def _summary(self, turn: _Turn, step: SummaryStep) -> str:
+        """Each answer on a line, escaped: they are what the prospect typed."""
+        st, c = turn.st, self.content
+        answers = st.answers.get(st.flow, {})
+        options = self._option_labels(st.flow, st.locale)
+        lines = []
+        for f in step.fields:
+            value = answers.get(f.var)
+            if isinstance(value, list):
+                sep = "、" if st.locale == "zh" else ", "
+                shown = sep.join(options.get((f.var, v), v) for v in value) if value else ""
+            elif isinstance(value, bool):
+                shown = self._label(turn, "yes" if value else "no")
+            elif value is None or value == "":
+                shown = ""
+            else:
+                shown = options.get((f.var, str(value)), str(value))
+            label = c.render(f.label, st.locale, {})
+            lines.append(f"<b>{label}</b>: {escape(shown) if shown else self._t(turn, 'none')}")
+        return "\n".join(lines)
+
+    def _option_labels(self, flow: str, locale: str) -> dict[tuple[str, str], str]:
+        """Labels of choice options by (variable, value), to show a choice as the prospect saw it."""
+        out: dict[tuple[str, str], str] = {}
+        f = self.content.flows.get(flow)
+        for step in f.steps.values() if f else ():
+            if isinstance(step, ChoiceStep):
+                for o in step.options:
+                    out[(step.var, o.value)] = html.unescape(self.content.render(o.label, locale, {}))
+        return out
 
     def _show(self, turn: _Turn) -> None:
         st = turn.st
@@ -587,7 +712,10 @@ class Engine:
         keyboard = self._keyboard(turn, self._rows(turn))
         chunks = split_message(self._body(turn, step))
         view = [Reply(chunk, (), "view") for chunk in chunks[:-1]]
-        view.append(Reply(chunks[-1], keyboard, "view"))
+        share = isinstance(step, InputStep) and step.share_contact
+        view.append(
+            Reply(chunks[-1], keyboard, "view", self._label(turn, "contact_button") if share else None)
+        )
         turn.replies.extend(view)
         if self._is_static(st.flow, st.step, step, st.sub, st.locale) and len(self._views) < VIEW_CACHE:
             self._views[key] = tuple(view)
@@ -596,6 +724,8 @@ class Engine:
         """Whether a view is the same for every prospect (no answers in it): then it is cached."""
         if isinstance(step, CheckStep) and sub >= len(step.conditions):
             return False  # the verdict lists this prospect's answers
+        if isinstance(step, ChoiceStep | SummaryStep):
+            return False  # ticks and answers are this prospect's
         key = (flow, step_id, locale)
         static = self._static_steps.get(key)
         if static is None:

@@ -38,7 +38,14 @@ class Unsupported:
     kind: str
 
 
-Event = TextIn | Press | Command | Unsupported
+@dataclass(frozen=True, slots=True)
+class SharedContact:
+    """A phone number shared with Telegram's "share my phone number" button."""
+
+    phone: str
+
+
+Event = TextIn | Press | Command | Unsupported | SharedContact
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\w+)?(?:\s+(.*))?$", re.S)
 
@@ -65,6 +72,8 @@ class Reply:
     buttons: tuple[tuple[Button, ...], ...] = ()
     kind: Literal["view", "notice"] = "view"
     """``view`` shows a step (a button press may edit the message into it); ``notice`` is a remark."""
+    request_contact: str | None = None
+    """Label of a "share my phone number" button the channel should offer with this reply."""
 
 
 @dataclass(frozen=True, slots=True)

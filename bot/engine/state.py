@@ -8,7 +8,7 @@ from typing import Any
 HISTORY_LIMIT = 30
 STATE_FORMAT = 1
 
-Answer = str | int | bool | None
+Answer = str | int | bool | list[str] | None
 
 
 @dataclass(slots=True)
@@ -27,6 +27,8 @@ class State:
     """The last certification scheme the prospect looked at (pre-fills the contact form)."""
     version: str = ""
     """Content version the state was made with."""
+    ret: str | None = None
+    """``flow.step`` to come back to once the step being changed is answered (from a summary)."""
 
     @property
     def position(self) -> tuple[str, str, int]:
@@ -41,9 +43,10 @@ class State:
             seq=self.seq,
             retries=self.retries,
             history=list(self.history),
-            answers={k: dict(v) for k, v in self.answers.items()},
+            answers={k: dict(v) for k, v in self.answers.items()},  # values are never mutated
             origin=self.origin,
             version=self.version,
+            ret=self.ret,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,6 +60,7 @@ class State:
             "a": self.answers,
             "o": self.origin,
             "v": self.version,
+            **({"ret": self.ret} if self.ret else {}),
         }
 
     @classmethod
@@ -73,4 +77,5 @@ class State:
             answers={str(k): dict(v) for k, v in data.get("a", {}).items()},
             origin=data.get("o"),
             version=str(data.get("v", "")),
+            ret=data.get("ret"),
         )
