@@ -75,7 +75,8 @@ def test_piped_iso20000_walk_through() -> None:
         "单位: 天津某信息技术有限公司",
         "✅ ISO/IEC 20000",
         "已提交，谢谢 张三",
-        "[lead handed over: consent=True, company=天津某信息技术有限公司, contact_name=张三, phone=+8613800138000,",
+        "[lead handed over: consent=True, company=天津某信息技术有限公司, contact_name=张三,",
+        "phone=+8613800138000,",
         "schemes=['iso20000'], timeline=3m, note=; about: iso20000]",
     ):
         assert fact in out, fact
