@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PUBLIC_BOT_API = "https://api.telegram.org"
 
@@ -19,6 +20,20 @@ class Settings(BaseSettings):
     flows_dir: Path = Field(default=Path("flows"))
     default_locale: str = Field(default="zh")
     log_level: str = Field(default="INFO")
+    staff_chat_id: int | None = Field(default=None, description="Staff group: new leads are posted there")
+    admin_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Telegram user ids of admins, comma-separated"
+    )
+    retention_days: int = Field(
+        default=30, ge=1, description="Conversations (and unfinished forms) idle this long are deleted"
+    )
     state_flush_ms: int = Field(
         default=50, ge=0, description="Write conversation changes behind, every N ms (0: at once)"
     )
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
+        return value

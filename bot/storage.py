@@ -19,9 +19,10 @@ import contextlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -41,13 +42,22 @@ class Record:
     """The newest update handled: an update that is not newer is a duplicate."""
     menu_id: int | None = None
     """The message that shows the current view with its buttons."""
+    transcript: tuple[str, ...] = ()
+    """The last lines of the conversation (what the prospect typed, where the bot took them)."""
+    contact_keyboard: bool = False
+    """The "share my phone number" keyboard is showing."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "c": self.state.to_dict() if self.state is not None else None,
             "u": self.last_update,
             "m": self.menu_id,
         }
+        if self.transcript:
+            out["t"] = list(self.transcript)
+        if self.contact_keyboard:
+            out["k"] = True
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
@@ -56,6 +66,8 @@ class Record:
             state=State.from_dict(state) if state else None,
             last_update=data.get("u"),
             menu_id=data.get("m"),
+            transcript=tuple(data.get("t", ())),
+            contact_keyboard=bool(data.get("k", False)),
         )
 
 
@@ -63,6 +75,8 @@ class ConversationStore(Protocol):
     async def load(self, key: str) -> Record | None: ...
 
     async def save(self, key: str, record: Record) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -78,6 +92,9 @@ class MemoryStore:
 
     async def save(self, key: str, record: Record) -> None:
         self.records[key] = record
+
+    async def delete(self, key: str) -> None:
+        self.records.pop(key, None)
 
     async def close(self) -> None:
         return None
@@ -127,6 +144,29 @@ class SqlStore:
             self._flusher = asyncio.create_task(self._flush_loop(), name="conversation-flush")
         if len(self._dirty) >= self.BATCH or not self._wake.is_set():
             self._wake.set()
+
+    async def delete(self, key: str) -> None:
+        """Forget a conversation at once (``/forget``): from the cache, the queue and the table."""
+        self._cache.pop(key, None)
+        self._dirty.pop(key, None)
+        async with self.db.engine.begin() as conn:
+            await conn.execute(delete(Conversation).where(Conversation.key == key))
+
+    async def purge(self, idle_days: int) -> int:
+        """Delete conversations idle for ``idle_days`` (unfinished forms with them)."""
+        await self.flush()
+        cutoff = utcnow() - timedelta(days=idle_days)
+        async with self.db.engine.begin() as conn:
+            keys = list(
+                (
+                    await conn.execute(select(Conversation.key).where(Conversation.updated_at < cutoff))
+                ).scalars()
+            )
+            if keys:
+                await conn.execute(delete(Conversation).where(Conversation.key.in_(keys)))
+        for key in keys:
+            self._cache.pop(key, None)
+        return len(keys)
 
     async def flush(self) -> None:
         """Write every changed record now."""

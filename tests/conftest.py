@@ -51,3 +51,15 @@ async def running(api, tmp_path):  # type: ignore[no-untyped-def]
     await runner.start()
     yield runner
     await runner.stop()
+
+
+@pytest.fixture
+async def db(tmp_path):  # type: ignore[no-untyped-def]
+    """A migrated SQLite database in a temporary file."""
+    from bot.db import create_database, upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    await upgrade(url)
+    database = create_database(url)
+    yield database
+    await database.dispose()

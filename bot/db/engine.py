@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -21,8 +21,8 @@ class Database:
     writer: AsyncEngine
     """The same pool; on SQLite its transactions start with BEGIN IMMEDIATE, so a transaction that
     reads and then writes cannot fail with "database is locked" on the lock upgrade."""
-    sessions: async_sessionmaker[Any]
-    write_sessions: async_sessionmaker[Any]
+    sessions: async_sessionmaker[AsyncSession]
+    write_sessions: async_sessionmaker[AsyncSession]
     point_reader: Engine | None = None
     """SQLite only: a synchronous engine for primary-key lookups made right in the event loop. Such
     a lookup takes microseconds in SQLite, while handing it to aiosqlite's thread and back takes

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -33,3 +44,81 @@ class Conversation(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+LEAD_STATUSES = ("new", "contacted", "qualified", "won", "lost")
+OPEN_STATUSES = ("new", "contacted", "qualified")
+
+
+class Lead(Base):
+    """A prospect's details for sales: a full lead form, or a lightweight enquiry."""
+
+    __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_status_created", "status", "created_at"),
+        Index("ix_leads_source_created", "source_flow", "created_at"),
+        Index("ix_leads_user_created", "telegram_user_id", "created_at"),
+        CheckConstraint(f"status IN {LEAD_STATUSES!r}", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reference: Mapped[str | None] = mapped_column(String(20), unique=True)
+    kind: Mapped[str] = mapped_column(String(10), default="lead")
+    """``lead`` (the full form) or ``enquiry`` (name and phone, or a question the bot could not answer)."""
+    status: Mapped[str] = mapped_column(String(12), default="new")
+    company: Mapped[str | None] = mapped_column(String(200), index=True)
+    contact_name: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    city: Mapped[str | None] = mapped_column(String(100))
+    headcount: Mapped[int | None] = mapped_column(Integer)
+    sites: Mapped[int | None] = mapped_column(Integer)
+    schemes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    timeline: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    question: Mapped[str | None] = mapped_column(Text)
+    source_flow: Mapped[str | None] = mapped_column(String(20))
+    """The certification scheme the prospect came through."""
+    selfcheck: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """The prerequisites self-check answers (condition id -> met), so sales sees the gaps."""
+    content_version: Mapped[str | None] = mapped_column(String(20))
+    locale: Mapped[str | None] = mapped_column(String(8))
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    telegram_username: Mapped[str | None] = mapped_column(String(64))
+    transcript: Mapped[list[str]] = mapped_column(JSON, default=list)
+    assigned_to: Mapped[str | None] = mapped_column(String(100))
+    forgotten_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set when the prospect asked to be forgotten: every personal field is empty since."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Submission(Base):
+    """Each form submission handled, so submitting twice (a double tap, a redelivered update, a
+    restart in between) changes nothing the second time."""
+
+    __tablename__ = "submissions"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Outbox(Base):
+    """Messages to staff that must not be lost: sent, retried until delivered, kept across restarts."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    """``new_lead`` or ``updated_lead``."""
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

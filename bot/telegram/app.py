@@ -15,11 +15,14 @@ from aiogram.types import BotCommand, ErrorEvent
 
 from bot.content import Content
 from bot.engine.engine import Engine
+from bot.leads.repository import LeadRepository
 from bot.settings import Settings
 from bot.storage import ConversationStore
+from bot.telegram.alerts import AlertSender
 from bot.telegram.isolation import ChatLocks
+from bot.telegram.leads import lead_effects
 from bot.telegram.middleware import ConversationMiddleware
-from bot.telegram.routers import conversation
+from bot.telegram.routers import conversation, privacy, staff_alerts
 from bot.telegram.runtime import EffectHandler, Runtime
 from bot.telegram.session import BotSession
 
@@ -43,17 +46,21 @@ def build_dispatcher(
     *,
     engine: Engine,
     store: ConversationStore,
+    leads: LeadRepository | None = None,
+    alerts: AlertSender | None = None,
     isolation: BaseEventIsolation | None = None,
     effect_handlers: list[EffectHandler] | None = None,
 ) -> Dispatcher:
-    runtime = Runtime(settings=settings, engine=engine, store=store)
+    runtime = Runtime(settings=settings, engine=engine, store=store, leads=leads, alerts=alerts)
     if effect_handlers is not None:
         runtime.effect_handlers = effect_handlers
+    elif leads is not None:
+        runtime.effect_handlers = [lead_effects(leads, alerts, engine.content)]
     # aiogram's FSM is not used: the engine's state lives in `store`, and the conversation
     # middleware takes the per-chat lock of `isolation` itself.
     dp = Dispatcher(disable_fsm=True, runtime=runtime)
     dp.update.outer_middleware(ConversationMiddleware(runtime, isolation or ChatLocks()))
-    dp.include_routers(conversation.build_router())
+    dp.include_routers(privacy.build_router(), staff_alerts.build_router(), conversation.build_router())
     dp.errors.register(_on_error)
     return dp
 

@@ -61,9 +61,28 @@ class ConversationMiddleware(BaseMiddleware):
             if event.callback_query is not None:
                 await event.callback_query.answer()
             return UNHANDLED
-        session = ChatSession(key=key, update_id=event.update_id, state=record.state, menu_id=record.menu_id)
+        session = ChatSession(
+            key=key,
+            update_id=event.update_id,
+            state=record.state,
+            menu_id=record.menu_id,
+            transcript=list(record.transcript),
+            contact_keyboard=record.contact_keyboard,
+        )
         data["chat_session"] = session
         try:
             return await handler(event, data)
         finally:
-            await store.save(key, Record(session.state, event.update_id, session.menu_id))
+            if session.forgotten:  # /forget: nothing of the conversation is kept
+                await store.delete(key)
+            else:
+                await store.save(
+                    key,
+                    Record(
+                        session.state,
+                        event.update_id,
+                        session.menu_id,
+                        tuple(session.transcript),
+                        session.contact_keyboard,
+                    ),
+                )

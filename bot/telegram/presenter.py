@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import InlineKeyboardMarkup, User
+from aiogram.types import (
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    User,
+)
 
-from bot.engine.events import Button, Event, Reply, Result
+from bot.engine.events import Button, Command, Event, Reply, Result, SharedContact, TextIn
 from bot.telegram.runtime import ChatSession, Runtime
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,16 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     return _markup(reply.buttons) if reply.buttons else None
 
 
+def transcript_line(event: Event) -> str | None:
+    if isinstance(event, TextIn):
+        return "> " + event.text
+    if isinstance(event, Command):
+        return f"> /{event.name} {event.arg}".rstrip()
+    if isinstance(event, SharedContact):
+        return "> [shared contact]"
+    return None
+
+
 async def present(
     bot: Bot,
     runtime: Runtime,
@@ -42,12 +57,41 @@ async def present(
     chat: ChatSession,
     result: Result,
     *,
+    user: User | None = None,
+    event: Event | None = None,
     edit_message_id: int | None = None,
-    context: dict[str, Any] | None = None,
 ) -> None:
-    """Send (or edit into place) the replies, keep the new state, and hand effects over."""
+    """Carry out the effects, keep the new state, then send (or edit into place) the replies.
+
+    Effects come first: if one fails (the lead could not be saved), the state stays where it was,
+    so the prospect can press the same button again, and is told so.
+    """
+    content = runtime.engine.content
+    notices: list[str] = []
+    for effect in result.effects:
+        try:
+            for handler in runtime.effect_handlers:
+                notices.extend(await handler(effect, chat, user))
+        except Exception:
+            log.exception("effect %s of conversation %s failed", effect.name, chat.key)
+            locale = chat.state.locale if chat.state else result.state.locale
+            await bot.send_message(chat_id=chat_id, text=content.t("save_failed", locale))
+            return
+    before = chat.state
     chat.state = result.state
+    line = transcript_line(event) if event is not None else None
+    if line is not None:
+        chat.note(line)
+    if before is None or (before.flow, before.step) != (result.state.flow, result.state.step):
+        chat.note(f"@{result.state.flow}.{result.state.step}")
     replies = result.replies
+    if chat.contact_keyboard and not any(r.request_contact for r in replies):
+        await bot.send_message(
+            chat_id=chat_id,
+            text=content.t("contact_received", result.state.locale),
+            reply_markup=ReplyKeyboardRemove(remove_keyboard=True),
+        )
+        chat.contact_keyboard = False
     if edit_message_id is not None and len(replies) == 1 and replies[0].kind == "view":
         reply = replies[0]
         try:
@@ -65,9 +109,18 @@ async def present(
         sent = await bot.send_message(chat_id=chat_id, text=reply.text, reply_markup=keyboard(reply))
         if reply.buttons:
             chat.menu_id = sent.message_id
-    for effect in result.effects:
-        for handler in runtime.effect_handlers:
-            await handler(effect, chat, context or {})
+        if reply.request_contact and not chat.contact_keyboard:
+            share = KeyboardButton(text=reply.request_contact, request_contact=True)
+            await bot.send_message(
+                chat_id=chat_id,
+                text=content.t("contact_hint", result.state.locale),
+                reply_markup=ReplyKeyboardMarkup(
+                    keyboard=[[share]], resize_keyboard=True, one_time_keyboard=True
+                ),
+            )
+            chat.contact_keyboard = True
+    for notice in notices:
+        await bot.send_message(chat_id=chat_id, text=notice)
 
 
 async def respond(
@@ -81,4 +134,4 @@ async def respond(
     """Hand an event to the engine and show the result as new messages."""
     language = user.language_code if user is not None else None
     result = runtime.engine.handle(chat.state, event, language_code=language)
-    await present(bot, runtime, chat_id, chat, result)
+    await present(bot, runtime, chat_id, chat, result, user=user, event=event)

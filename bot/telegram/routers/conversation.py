@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, Message
 
-from bot.engine.events import Press, TextIn, Unsupported, parse_command
+from bot.engine.events import Event, Press, SharedContact, TextIn, Unsupported, parse_command
 from bot.telegram.filters import any_text, private_button, private_message
 from bot.telegram.presenter import present, respond
 from bot.telegram.runtime import ChatSession, Runtime
@@ -36,11 +36,15 @@ async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime, chat_sessi
     same_step = state is not None and (state.flow, state.step) == (result.state.flow, result.state.step)
     edit = message_id if same_step and message_id == chat_session.menu_id else None
     chat_id = query.message.chat.id if query.message is not None else query.from_user.id
-    await present(bot, runtime, chat_id, chat_session, result, edit_message_id=edit)
+    await present(bot, runtime, chat_id, chat_session, result, user=query.from_user, edit_message_id=edit)
 
 
 async def on_other_message(message: Message, bot: Bot, runtime: Runtime, chat_session: ChatSession) -> None:
-    event = Unsupported(str(message.content_type))
+    event: Event = (
+        SharedContact(message.contact.phone_number)
+        if message.contact is not None
+        else Unsupported(str(message.content_type))
+    )
     await respond(bot, runtime, message.chat.id, chat_session, message.from_user, event)
 
 

@@ -1,0 +1,1 @@
+"""Leads: what prospects submit, the staff alerts about them, privacy and export."""

@@ -1,0 +1,272 @@
+"""The lead database behind one repository: handlers never touch sessions directly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from bot.db.engine import Database
+from bot.db.models import LEAD_STATUSES, OPEN_STATUSES, Lead, Outbox, Submission, utcnow
+from bot.engine.events import Effect
+
+RETURNING_DAYS = 30
+"""A prospect's new submission updates their open lead from the last 30 days (see README)."""
+TRANSCRIPT_LIMIT = 60
+PERSONAL_FIELDS = (
+    "company",
+    "contact_name",
+    "phone",
+    "email",
+    "city",
+    "note",
+    "question",
+    "telegram_user_id",
+    "telegram_username",
+)
+
+
+@dataclass(frozen=True)
+class LeadSubmission:
+    """What a form hands over, with who sent it."""
+
+    kind: str
+    key: str
+    answers: dict[str, Any]
+    source_flow: str | None = None
+    selfcheck: dict[str, Any] = field(default_factory=dict)
+    content_version: str | None = None
+    locale: str | None = None
+    telegram_user_id: int | None = None
+    telegram_username: str | None = None
+    transcript: Sequence[str] = ()
+    question: str | None = None
+
+    @classmethod
+    def from_effect(
+        cls,
+        effect: Effect,
+        *,
+        key: str,
+        user_id: int | None,
+        username: str | None,
+        transcript: Sequence[str] = (),
+    ) -> LeadSubmission:
+        data = effect.data
+        return cls(
+            kind="lead" if effect.name == "lead" else "enquiry",
+            key=key,
+            answers=dict(data.get("answers", {})),
+            source_flow=data.get("origin"),
+            selfcheck=dict(data.get("origin_answers", {})),
+            content_version=data.get("content_version"),
+            locale=data.get("locale"),
+            telegram_user_id=user_id,
+            telegram_username=username,
+            transcript=tuple(transcript)[-TRANSCRIPT_LIMIT:],
+            question=data.get("question"),
+        )
+
+
+@dataclass(frozen=True)
+class Saved:
+    lead_id: int
+    reference: str
+    created: bool
+    """A new lead (not an update of the prospect's open one, nor a repeat)."""
+    repeated: bool = False
+    """This very submission had been handled before: nothing changed."""
+
+
+def _reference(lead: Lead) -> str:
+    return f"{'L' if lead.kind == 'lead' else 'Q'}{lead.id:06d}"
+
+
+def _apply(lead: Lead, sub: LeadSubmission, now: datetime) -> None:
+    """Copy a submission's answers onto a lead: what was given replaces, lists and notes add up."""
+    a = sub.answers
+    name = a.get("contact_name") or a.get("name")
+    for attr, value in (
+        ("company", a.get("company")),
+        ("contact_name", name),
+        ("phone", a.get("phone")),
+        ("email", a.get("email")),
+        ("city", a.get("city")),
+        ("headcount", a.get("headcount")),
+        ("sites", a.get("sites")),
+        ("timeline", a.get("timeline")),
+        ("telegram_username", sub.telegram_username),
+        ("locale", sub.locale),
+        ("content_version", sub.content_version),
+    ):
+        if value not in (None, ""):
+            setattr(lead, attr, value)
+    schemes = list(a.get("schemes") or ([sub.source_flow] if sub.source_flow else []))
+    lead.schemes = list(dict.fromkeys([*(lead.schemes or []), *schemes]))
+    if sub.source_flow:
+        lead.source_flow = sub.source_flow
+    if sub.selfcheck:
+        lead.selfcheck = dict(sub.selfcheck)
+    for attr, extra in (("note", a.get("note")), ("question", sub.question)):
+        if extra:
+            old = getattr(lead, attr)
+            setattr(lead, attr, f"{old}\n---\n{extra}" if old and extra not in old else extra)
+    if a.get("consent") is True and lead.consent_at is None:
+        lead.consent_at = now
+    if sub.kind == "lead":
+        lead.kind = "lead"  # an enquiry that goes on to the full form becomes a lead
+    lead.transcript = list(sub.transcript)[-TRANSCRIPT_LIMIT:]
+    lead.updated_at = now
+
+
+class LeadRepository:
+    def __init__(self, db: Database, *, staff_chat_id: int | None = None) -> None:
+        self.db = db
+        self.staff_chat_id = staff_chat_id
+
+    async def submit(self, sub: LeadSubmission) -> Saved:
+        """Save a submission once: a repeat changes nothing; a returning prospect's open lead is
+        updated; otherwise a new lead. The staff alert is queued in the same transaction."""
+        now = utcnow()
+        async with self.db.write_sessions() as session, session.begin():
+            seen = await session.get(Submission, sub.key)
+            if seen is not None:
+                lead = await session.get(Lead, seen.lead_id)
+                assert lead is not None
+                return Saved(lead.id, lead.reference or _reference(lead), created=False, repeated=True)
+            lead = None
+            if sub.telegram_user_id is not None:
+                lead = await session.scalar(
+                    select(Lead)
+                    .where(
+                        Lead.telegram_user_id == sub.telegram_user_id,
+                        Lead.status.in_(OPEN_STATUSES),
+                        Lead.created_at >= now - timedelta(days=RETURNING_DAYS),
+                        Lead.forgotten_at.is_(None),
+                    )
+                    .order_by(Lead.created_at.desc())
+                    .limit(1)
+                )
+            created = lead is None
+            if lead is None:
+                lead = Lead(
+                    kind=sub.kind,
+                    status="new",
+                    telegram_user_id=sub.telegram_user_id,
+                    created_at=now,
+                    schemes=[],
+                    selfcheck={},
+                    transcript=[],
+                )
+                session.add(lead)
+            _apply(lead, sub, now)
+            await session.flush()
+            if lead.reference is None:
+                lead.reference = _reference(lead)
+            session.add(Submission(key=sub.key, lead_id=lead.id, created_at=now))
+            if self.staff_chat_id is not None:
+                kind = "new_lead" if created else "updated_lead"
+                session.add(
+                    Outbox(kind=kind, lead_id=lead.id, chat_id=self.staff_chat_id, next_attempt_at=now)
+                )
+            return Saved(lead.id, lead.reference, created=created)
+
+    async def get(self, lead_id: int) -> Lead | None:
+        async with self.db.sessions() as session:
+            return await session.get(Lead, lead_id)
+
+    async def by_reference(self, reference: str) -> Lead | None:
+        async with self.db.sessions() as session:
+            return await session.scalar(select(Lead).where(Lead.reference == reference))
+
+    async def set_status(self, lead_id: int, status: str) -> Lead | None:
+        if status not in LEAD_STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        return await self._update(lead_id, status=status)
+
+    async def assign(self, lead_id: int, who: str) -> Lead | None:
+        return await self._update(lead_id, assigned_to=who[:100])
+
+    async def _update(self, lead_id: int, **values: Any) -> Lead | None:
+        async with self.db.write_sessions() as session, session.begin():
+            lead = await session.get(Lead, lead_id)
+            if lead is None:
+                return None
+            for key, value in values.items():
+                setattr(lead, key, value)
+            lead.updated_at = utcnow()
+            return lead
+
+    async def forget(self, telegram_user_id: int) -> int:
+        """Delete the personal data of a prospect's leads; return how many leads it touched."""
+        now = utcnow()
+        cleared: dict[str, Any] = {name: None for name in PERSONAL_FIELDS}
+        async with self.db.write_sessions() as session, session.begin():
+            ids = list(
+                await session.scalars(select(Lead.id).where(Lead.telegram_user_id == telegram_user_id))
+            )
+            if not ids:
+                return 0
+            await session.execute(delete(Outbox).where(Outbox.lead_id.in_(ids), Outbox.sent_at.is_(None)))
+            await session.execute(
+                update(Lead)
+                .where(Lead.id.in_(ids))
+                .values(**cleared, transcript=[], forgotten_at=now, updated_at=now)
+            )
+            return len(ids)
+
+    # --- the outbox -------------------------------------------------------------------------------
+
+    async def due_alerts(self, limit: int = 20) -> list[tuple[Outbox, Lead]]:
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                select(Outbox, Lead)
+                .join(Lead, Lead.id == Outbox.lead_id)
+                .where(Outbox.sent_at.is_(None), Outbox.next_attempt_at <= utcnow())
+                .order_by(Outbox.id)
+                .limit(limit)
+            )
+            return [(o, lead) for o, lead in rows.tuples()]
+
+    async def next_alert_at(self) -> datetime | None:
+        async with self.db.sessions() as session:
+            return await session.scalar(
+                select(Outbox.next_attempt_at)
+                .where(Outbox.sent_at.is_(None))
+                .order_by(Outbox.next_attempt_at)
+            )
+
+    async def alert_sent(self, outbox_id: int, message_id: int) -> None:
+        async with self.db.write_sessions() as session, session.begin():
+            await session.execute(
+                update(Outbox).where(Outbox.id == outbox_id).values(sent_at=utcnow(), message_id=message_id)
+            )
+
+    async def alert_failed(self, outbox_id: int, error: str, retry_at: datetime) -> None:
+        async with self.db.write_sessions() as session, session.begin():
+            await session.execute(
+                update(Outbox)
+                .where(Outbox.id == outbox_id)
+                .values(attempts=Outbox.attempts + 1, last_error=error[:500], next_attempt_at=retry_at)
+            )
+
+    # --- export -------------------------------------------------------------------------------
+
+    async def stream(
+        self, *, since: datetime | None = None, status: str | None = None, batch: int = 1000
+    ) -> AsyncIterator[Lead]:
+        """Every matching lead, oldest first, read in batches (constant memory)."""
+        query = select(Lead).order_by(Lead.id).execution_options(yield_per=batch)
+        if since is not None:
+            query = query.where(Lead.created_at >= since)
+        if status is not None:
+            query = query.where(Lead.status == status)
+        async with self.db.sessions() as session:
+            result = await session.stream_scalars(query)
+            async for partition in result.partitions(batch):
+                for lead in partition:
+                    yield lead
+                session.expunge_all()

@@ -1,0 +1,36 @@
+"""Effects that become leads: the lead form (``lead``) and asking a consultant (``enquiry``)."""
+
+from __future__ import annotations
+
+from aiogram.types import User
+
+from bot.content import Content
+from bot.engine.events import Effect
+from bot.leads.repository import LeadRepository, LeadSubmission
+from bot.telegram.alerts import AlertSender
+from bot.telegram.runtime import ChatSession, EffectHandler
+
+LEAD_EFFECTS = frozenset({"lead", "enquiry"})
+
+
+def lead_effects(repo: LeadRepository, alerts: AlertSender | None, content: Content) -> EffectHandler:
+    async def handle(effect: Effect, chat: ChatSession, user: User | None) -> list[str]:
+        if effect.name not in LEAD_EFFECTS:
+            return []
+        # The state's sequence number at the hand-over identifies this submission: a double tap,
+        # a redelivered update or a replay after a restart carries the same one.
+        key = f"{chat.key}:{effect.data.get('seq')}"
+        submission = LeadSubmission.from_effect(
+            effect,
+            key=key,
+            user_id=user.id if user else None,
+            username=user.username if user else None,
+            transcript=chat.transcript,
+        )
+        saved = await repo.submit(submission)
+        if alerts is not None:
+            alerts.wake()
+        locale = effect.data.get("locale") or content.default_locale
+        return [content.t("lead_saved", locale, reference=saved.reference)]
+
+    return handle
