@@ -33,6 +33,8 @@ class Fault:
     description: str
     retry_after: int | None = None
     times: int = 1
+    chat_id: int | None = None
+    """Only requests to this chat fail (None: any)."""
 
 
 @dataclass
@@ -108,9 +110,19 @@ class FakeBotAPI:
             await self._runner.cleanup()
 
     def fail(
-        self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1
-    ):
-        self.faults.append(Fault(method, status, description, retry_after, times))
+        self,
+        method: str,
+        status: int,
+        description: str,
+        *,
+        retry_after: int | None = None,
+        times: int = 1,
+        chat_id: int | None = None,
+    ) -> Fault:
+        """The next ``times`` calls of ``method`` (to ``chat_id``, if given) fail."""
+        fault = Fault(method, status, description, retry_after, times, chat_id)
+        self.faults.append(fault)
+        return fault
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
         params: dict[str, Any] = dict(request.query)
@@ -139,7 +151,8 @@ class FakeBotAPI:
         params = await self._params(request)
         self.calls.append(Call(method, params))
         for fault in self.faults:
-            if fault.method == method and fault.times > 0:
+            wrong_chat = fault.chat_id is not None and str(fault.chat_id) != str(params.get("chat_id"))
+            if fault.method == method and fault.times > 0 and not wrong_chat:
                 fault.times -= 1
                 return _error(fault.status, fault.description, fault.retry_after)
         handler = getattr(self, f"m_{method}", None)
@@ -188,6 +201,10 @@ class FakeBotAPI:
             raise ApiError(400, f"Bad Request: can't parse entities: {problems[0]}")
 
     def _check_markup(self, markup: dict[str, Any] | None) -> None:
+        for row in (markup or {}).get("keyboard", []):
+            for b in row:
+                if not b.get("text"):
+                    raise ApiError(400, "Bad Request: keyboard button text is empty")
         for row in (markup or {}).get("inline_keyboard", []):
             for b in row:
                 data = b.get("callback_data")
@@ -204,7 +221,7 @@ class FakeBotAPI:
             "from": BOT_USER,
             "text": m.visible,
         }
-        if m.reply_markup:
+        if m.reply_markup and "inline_keyboard" in m.reply_markup:  # as Telegram: only inline ones
             out["reply_markup"] = m.reply_markup
         if m.document:
             out.pop("text")
@@ -343,9 +360,11 @@ class Prospect:
         first_name: str = "Wang",
         language_code: str | None = "zh-hans",
         username: str | None = None,
+        chat_id: int | None = None,
     ) -> None:
         self.api = api
         self.user_id = user_id
+        self.chat_id = user_id if chat_id is None else chat_id
         self.user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
         if language_code:
             self.user["language_code"] = language_code
@@ -357,13 +376,13 @@ class Prospect:
 
     @property
     def messages(self) -> list[BotMessage]:
-        return self.api.chat_messages(self.user_id)
+        return self.api.chat_messages(self.chat_id)
 
     def _message(self, **content: Any) -> dict[str, Any]:
         return {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": {"id": self.user_id, "type": "private", "first_name": self.user["first_name"]},
+            "chat": _chat(self.chat_id),
             "from": self.user,
             **content,
         }
@@ -420,7 +439,7 @@ class Prospect:
         query = {
             "id": self.api.new_callback_id(),
             "from": self.user,
-            "chat_instance": f"ci{self.user_id}",
+            "chat_instance": f"ci{self.chat_id}",
             "data": data,
             "message": self.api._message_json(message),
         }

@@ -14,12 +14,17 @@ from bot.content import load_content
 from bot.db import create_database, upgrade
 from bot.db.engine import Database
 from bot.engine.engine import Engine
+from bot.leads.repository import LeadRepository
 from bot.settings import Settings
 from bot.storage import ConversationStore, MemoryStore, SqlStore
+from bot.telegram.alerts import AlertSender
 from bot.telegram.app import build_bot, build_dispatcher, register_commands
 
 from .conftest import FLOWS
 from .fakebot import TOKEN, FakeBotAPI
+
+STAFF_CHAT = -1001
+ADMIN = 900
 
 
 def make_settings(api: FakeBotAPI, tmp_path: Path, **overrides: Any) -> Settings:
@@ -28,6 +33,8 @@ def make_settings(api: FakeBotAPI, tmp_path: Path, **overrides: Any) -> Settings
         "telegram_api_base": api.base_url,
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
         "flows_dir": FLOWS,
+        "staff_chat_id": STAFF_CHAT,
+        "admin_ids": [ADMIN],
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -36,10 +43,15 @@ def make_settings(api: FakeBotAPI, tmp_path: Path, **overrides: Any) -> Settings
 class BotRunner:
     """Start and stop the bot in this event loop; every handled update is reported to the fake."""
 
-    def __init__(self, api: FakeBotAPI, settings: Settings, *, memory: bool = False) -> None:
+    def __init__(
+        self, api: FakeBotAPI, settings: Settings, *, memory: bool = False, flush_interval: float = 0.05
+    ) -> None:
         self.api = api
         self.settings = settings
         self.memory = memory
+        self.flush_interval = flush_interval
+        self.leads: LeadRepository | None = None
+        self.alerts: AlertSender | None = None
         self.db: Database | None = None
         self.store: ConversationStore | None = None
         self.bot: Bot | None = None
@@ -54,9 +66,15 @@ class BotRunner:
         else:
             await upgrade(settings.database_url)
             self.db = create_database(settings.database_url)
-            self.store = SqlStore(self.db)
+            self.store = SqlStore(self.db, flush_interval=self.flush_interval)
+            self.leads = LeadRepository(self.db, staff_chat_id=settings.staff_chat_id)
         self.bot = build_bot(settings)
-        self.dp = dp = build_dispatcher(settings, engine=Engine(content), store=self.store)
+        if self.leads is not None:
+            self.alerts = AlertSender(self.bot, self.leads, content, base_pause=0.05)
+            self.alerts.start()
+        self.dp = dp = build_dispatcher(
+            settings, engine=Engine(content), store=self.store, leads=self.leads, alerts=self.alerts
+        )
         original = dp.feed_update
 
         async def feed_update(bot: Bot, update: Update, **kwargs: Any) -> Any:
@@ -77,11 +95,16 @@ class BotRunner:
             await asyncio.sleep(0.01)
         return self
 
-    async def stop(self) -> None:
+    async def stop(self, *, crash: bool = False) -> None:
+        """Stop as Ctrl-C does; ``crash``: without writing what is still queued (as if killed)."""
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self.dp is not None and self.task is not None:
             with contextlib.suppress(RuntimeError):
                 await self.dp.stop_polling()
             await asyncio.wait_for(self.task, 10)
+        if crash and isinstance(self.store, SqlStore):
+            self.store._dirty.clear()
         if self.bot is not None:
             await self.bot.session.close()
         if self.store is not None:

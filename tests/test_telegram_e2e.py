@@ -61,9 +61,10 @@ async def test_english_walk_through_with_contact_form(api: FakeBotAPI, running: 
     await p.send("<b>ACME</b> & Co")
     [wrong] = await p.send("12345")
     assert "doesn't look right" in wrong.visible
-    [thanks] = await p.send("+86 138 0013 8000")
+    [thanks, reference] = await p.send("+86 138 0013 8000")
     assert "&lt;b&gt;ACME&lt;/b&gt; &amp; Co" in thanks.text  # escaped HTML, accepted by "Telegram"
     assert "<b>ACME</b> & Co" in thanks.visible and "+8613800138000" in thanks.visible
+    assert "Your reference number: Q000001" in reference.visible
 
 
 async def test_typed_text_and_lang_switch(api: FakeBotAPI, running: BotRunner) -> None:

@@ -146,6 +146,11 @@ class Engine:
         """Whether the current step asks for a typed answer (so a number typed is an answer)."""
         return state is not None and isinstance(self.content.step(state.flow, state.step), InputStep)
 
+    def asks_for_contact(self, state: State) -> bool:
+        """Whether the current step offers Telegram's "share my phone number" button."""
+        step = self.content.step(state.flow, state.step)
+        return isinstance(step, InputStep) and step.share_contact
+
     def age(self, state: State | None, payload: str) -> int | None:
         """How many views ago a button was made: 0 for the current view, None if unknown."""
         if state is None or state.version != self.content.version:

@@ -229,7 +229,7 @@ class LeadRepository:
                 .order_by(Outbox.id)
                 .limit(limit)
             )
-            return [(o, lead) for o, lead in rows.tuples()]
+            return [(o, lead) for o, lead in rows.all()]
 
     async def next_alert_at(self) -> datetime | None:
         async with self.db.sessions() as session:

@@ -85,10 +85,12 @@ def _aware(moment: datetime) -> datetime:
 
 
 class AlertSender:
-    def __init__(self, bot: Bot, repo: LeadRepository, content: Content) -> None:
+    def __init__(self, bot: Bot, repo: LeadRepository, content: Content, *, base_pause: float = 2.0) -> None:
         self.bot = bot
         self.repo = repo
         self.content = content
+        self.base_pause = base_pause
+        """The first retry waits this long, then twice as long each time (ten minutes at most)."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -137,7 +139,7 @@ class AlertSender:
                 log.warning("staff alert %s: flood control, retry in %ss", outbox.id, e.retry_after)
                 break  # the whole chat is limited: try the rest later too
             except (TelegramAPIError, TelegramNetworkError, TimeoutError, OSError) as e:
-                pause = min(MAX_PAUSE, 2.0 ** min(outbox.attempts + 1, 10))
+                pause = min(MAX_PAUSE, self.base_pause * 2.0 ** min(outbox.attempts, 10))
                 await self.repo.alert_failed(
                     outbox.id, f"{type(e).__name__}: {e}", utcnow() + timedelta(seconds=pause)
                 )

@@ -85,7 +85,7 @@ async def present(
     if before is None or (before.flow, before.step) != (result.state.flow, result.state.step):
         chat.note(f"@{result.state.flow}.{result.state.step}")
     replies = result.replies
-    if chat.contact_keyboard and not any(r.request_contact for r in replies):
+    if chat.contact_keyboard and not runtime.engine.asks_for_contact(result.state):
         await bot.send_message(
             chat_id=chat_id,
             text=content.t("contact_received", result.state.locale),
