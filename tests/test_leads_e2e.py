@@ -25,8 +25,9 @@ async def outbox(runner: BotRunner) -> list[Outbox]:
         return list(await s.scalars(select(Outbox).order_by(Outbox.id)))
 
 
-async def until(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.02)):
+async def until(check, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until ``check()`` (a function or a coroutine function) holds."""
+    for _ in range(int(seconds / 0.02)):
         if await check() if asyncio.iscoroutinefunction(check) else check():
             return
         await asyncio.sleep(0.02)
@@ -232,7 +233,7 @@ async def test_retry_after_is_honoured(api: FakeBotAPI, running: BotRunner) -> N
     await until(lambda: fault.times == 0)
     await asyncio.sleep(0.5)
     assert api.chat_messages(STAFF_CHAT) == []  # still waiting out retry_after
-    await until(lambda: len(api.chat_messages(STAFF_CHAT)) == 1, timeout=5)
+    await until(lambda: len(api.chat_messages(STAFF_CHAT)) == 1, seconds=5)
 
 
 async def test_forget_leaves_no_personal_data(api: FakeBotAPI, running: BotRunner) -> None:
