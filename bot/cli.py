@@ -16,6 +16,62 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrat
 app.add_typer(db_app, name="db")
 
 
+leads_app = typer.Typer(no_args_is_help=True, help="Leads in the database.")
+app.add_typer(leads_app, name="leads")
+
+
+@leads_app.command("export")
+def leads_export(
+    fmt: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "csv",
+    since: Annotated[
+        str | None, typer.Option(help="Only leads created on or after this date (YYYY-MM-DD)")
+    ] = None,
+    status: Annotated[str | None, typer.Option(help="new, contacted, qualified, won or lost")] = None,
+    bom: Annotated[
+        bool, typer.Option("--bom", help="Start with a UTF-8 byte order mark (for Excel)")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout)")
+    ] = None,
+) -> None:
+    """Stream leads as CSV or JSON lines (UTF-8), in constant memory."""
+    import asyncio
+    import sys
+    from datetime import UTC, datetime
+
+    from bot.db import create_database
+    from bot.db.models import LEAD_STATUSES
+    from bot.leads.export import Format, export_leads
+    from bot.leads.repository import LeadRepository
+
+    if fmt not in {"csv", "jsonl"}:
+        raise typer.BadParameter("use csv or jsonl", param_hint="--format")
+    if status is not None and status not in LEAD_STATUSES:
+        raise typer.BadParameter(f"one of {', '.join(LEAD_STATUSES)}", param_hint="--status")
+    try:
+        start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+    except ValueError:
+        raise typer.BadParameter("a date such as 2026-11-01", param_hint="--since") from None
+    settings = Settings()
+
+    kind: Format = "jsonl" if fmt == "jsonl" else "csv"
+
+    async def run() -> int:
+        db = create_database(settings.database_url)
+        repo = LeadRepository(db)
+        try:
+            if output is None:
+                sys.stdout.reconfigure(encoding="utf-8", newline="")  # type: ignore[union-attr]
+                return await export_leads(repo, sys.stdout, fmt=kind, since=start, status=status, bom=bom)
+            with output.open("w", encoding="utf-8", newline="") as out:
+                return await export_leads(repo, out, fmt=kind, since=start, status=status, bom=bom)
+        finally:
+            await db.dispose()
+
+    count = asyncio.run(run())
+    typer.echo(f"{count} leads exported", err=True)
+
+
 def _logging(level: str) -> None:
     import logging
 

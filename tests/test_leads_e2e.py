@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from pathlib import Path
 
 from sqlalchemy import select
 
 from bot.db.models import Conversation, Lead, Outbox, Submission
+from bot.leads.export import export_leads
 
 from .fakebot import FakeBotAPI, Prospect
 from .harness import ADMIN, STAFF_CHAT, BotRunner, make_settings
@@ -106,6 +109,18 @@ async def test_form_to_lead_row_and_staff_alert(api: FakeBotAPI, running: BotRun
     await until(delivered)
     [row] = await outbox(running)
     assert row.message_id == alert.message_id
+
+    assert running.leads is not None
+    exported = io.StringIO()
+    await export_leads(running.leads, exported)
+    [line] = list(csv.DictReader(io.StringIO(exported.getvalue())))
+    assert (line["reference"], line["company"], line["phone"], line["schemes"], line["selfcheck_gaps"]) == (
+        "L000001",
+        "<b>ACME</b> & Co",
+        "+85251234567",
+        "iso20000",
+        "running_3m",
+    )
 
 
 async def test_staff_buttons_check_rights(api: FakeBotAPI, running: BotRunner) -> None:

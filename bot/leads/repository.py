@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import RowMapping, delete, select, update
 
 from bot.db.engine import Database
 from bot.db.models import LEAD_STATUSES, OPEN_STATUSES, Lead, Outbox, Submission, utcnow
@@ -67,7 +67,7 @@ class LeadSubmission:
             telegram_user_id=user_id,
             telegram_username=username,
             transcript=tuple(transcript)[-TRANSCRIPT_LIMIT:],
-            question=data.get("question"),
+            question=data.get("question") or data.get("answers", {}).get("question"),
         )
 
 
@@ -256,17 +256,18 @@ class LeadRepository:
     # --- export -------------------------------------------------------------------------------
 
     async def stream(
-        self, *, since: datetime | None = None, status: str | None = None, batch: int = 1000
-    ) -> AsyncIterator[Lead]:
-        """Every matching lead, oldest first, read in batches (constant memory)."""
-        query = select(Lead).order_by(Lead.id).execution_options(yield_per=batch)
+        self, *, since: datetime | None = None, status: str | None = None, batch: int = 2000
+    ) -> AsyncIterator[RowMapping]:
+        """Every matching lead as a row mapping, oldest first, fetched in batches: memory stays
+        flat however many leads there are."""
+        table = Lead.__table__
+        query = select(table).order_by(table.c.id).execution_options(yield_per=batch)
         if since is not None:
-            query = query.where(Lead.created_at >= since)
+            query = query.where(table.c.created_at >= since)
         if status is not None:
-            query = query.where(Lead.status == status)
-        async with self.db.sessions() as session:
-            result = await session.stream_scalars(query)
-            async for partition in result.partitions(batch):
-                for lead in partition:
-                    yield lead
-                session.expunge_all()
+            query = query.where(table.c.status == status)
+        async with self.db.engine.connect() as conn:
+            result = await conn.stream(query)
+            async for partition in result.mappings().partitions(batch):
+                for row in partition:
+                    yield row
