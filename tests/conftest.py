@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -53,13 +55,53 @@ async def running(api, tmp_path):  # type: ignore[no-untyped-def]
     await runner.stop()
 
 
-@pytest.fixture
-async def db(tmp_path):  # type: ignore[no-untyped-def]
-    """A migrated SQLite database in a temporary file."""
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+REQUIRE_SERVICES = os.environ.get("CI_REQUIRE_SERVICES") == "1"
+
+
+async def _postgres_database() -> str:
+    """A new, empty PostgreSQL database for one test; skipped (failed in CI) without a server."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    base = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    try:
+        admin = await asyncpg.connect(base, timeout=3)
+    except (OSError, asyncpg.PostgresError) as e:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"PostgreSQL is required here (CI_REQUIRE_SERVICES=1) but not reachable: {e}")
+        pytest.skip(f"no PostgreSQL at {base}: {e}")
+    name = f"certbot_test_{uuid.uuid4().hex[:12]}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def _drop_postgres_database(name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"), timeout=3)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request, tmp_path):  # type: ignore[no-untyped-def]
+    """A migrated database: a SQLite file, and a fresh PostgreSQL database."""
     from bot.db import create_database, upgrade
 
-    url = f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    pg_name = None
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    else:
+        pg_name = await _postgres_database()
+        url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + pg_name
     await upgrade(url)
     database = create_database(url)
     yield database
     await database.dispose()
+    if pg_name is not None:
+        await _drop_postgres_database(pg_name)

@@ -49,6 +49,7 @@ VIEW_CACHE = 50_000
 """Views kept ready (a few KB each at most); new ones are built and not kept beyond this."""
 MENU_RETRY_CAP = 3
 """Unrecognised texts in a row at a menu before the bot offers a consultant."""
+QUESTION_LIMIT = 500
 INPUT_LIMIT = 4096
 """Longer texts are cut before matching or validation."""
 BRANCH_DEPTH = 16
@@ -234,6 +235,7 @@ class Engine:
                 answers[s.var] = [st.origin] if s.multiple else st.origin
         if isinstance(s, HandoffStep) and emit:
             turn.effects.append(self._effect(st, s))
+            self._answers(st, flow).pop("question", None)  # handed over with this enquiry
         self._show(turn)
 
     def _set_position(self, turn: _Turn, flow: str, step: str, sub: int = 0) -> None:
@@ -467,6 +469,8 @@ class Engine:
                 turn.replies.append(answer)
                 self._show(turn)
                 return
+        # Kept for a consultant: asking one from here carries the question the bot could not answer.
+        st.answers.setdefault(c.consultant[0], {})["question"] = text[:QUESTION_LIMIT]
         st.retries += 1
         if st.retries >= MENU_RETRY_CAP:
             self._escalate(turn, optional=False)

@@ -131,7 +131,7 @@ class LeadRepository:
         """Save a submission once: a repeat changes nothing; a returning prospect's open lead is
         updated; otherwise a new lead. The staff alert is queued in the same transaction."""
         now = utcnow()
-        async with self.db.write_sessions() as session, session.begin():
+        async with self.db.write() as session:
             seen = await session.get(Submission, sub.key)
             if seen is not None:
                 lead = await session.get(Lead, seen.lead_id)
@@ -191,7 +191,7 @@ class LeadRepository:
         return await self._update(lead_id, assigned_to=who[:100])
 
     async def _update(self, lead_id: int, **values: Any) -> Lead | None:
-        async with self.db.write_sessions() as session, session.begin():
+        async with self.db.write() as session:
             lead = await session.get(Lead, lead_id)
             if lead is None:
                 return None
@@ -204,7 +204,7 @@ class LeadRepository:
         """Delete the personal data of a prospect's leads; return how many leads it touched."""
         now = utcnow()
         cleared: dict[str, Any] = {name: None for name in PERSONAL_FIELDS}
-        async with self.db.write_sessions() as session, session.begin():
+        async with self.db.write() as session:
             ids = list(
                 await session.scalars(select(Lead.id).where(Lead.telegram_user_id == telegram_user_id))
             )
@@ -240,13 +240,13 @@ class LeadRepository:
             )
 
     async def alert_sent(self, outbox_id: int, message_id: int) -> None:
-        async with self.db.write_sessions() as session, session.begin():
+        async with self.db.write() as session:
             await session.execute(
                 update(Outbox).where(Outbox.id == outbox_id).values(sent_at=utcnow(), message_id=message_id)
             )
 
     async def alert_failed(self, outbox_id: int, error: str, retry_at: datetime) -> None:
-        async with self.db.write_sessions() as session, session.begin():
+        async with self.db.write() as session:
             await session.execute(
                 update(Outbox)
                 .where(Outbox.id == outbox_id)
