@@ -1,0 +1,48 @@
+"""The conversation store on SQLite: write-behind, reload, delete and the retention purge."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from bot.db.engine import Database
+from bot.db.models import Conversation, utcnow
+from bot.engine.state import State
+from bot.storage import Record, SqlStore
+
+
+def record(n: int) -> Record:
+    state = State(locale="zh", flow="lead", step="phone", seq=n, answers={"lead": {"company": "ACME"}})
+    return Record(state, last_update=n, menu_id=10 + n, transcript=("> hi",), contact_keyboard=True)
+
+
+async def keys(db: Database) -> set[str]:
+    async with db.sessions() as s:
+        return set(await s.scalars(select(Conversation.key)))
+
+
+async def test_written_behind_then_read_back(db: Database) -> None:
+    store = SqlStore(db, flush_interval=3600)
+    await store.save("1", record(1))
+    assert await keys(db) == set()  # not yet written
+    assert await store.load("1") == record(1)  # but served
+    await store.flush()
+    assert await keys(db) == {"1"}
+    fresh = SqlStore(db)  # another process, after a restart
+    assert await fresh.load("1") == record(1)
+    assert await fresh.load("2") is None
+
+
+async def test_delete_and_purge(db: Database) -> None:
+    store = SqlStore(db, flush_interval=0)
+    for n in (1, 2, 3):
+        await store.save(str(n), record(n))
+    await store.delete("2")
+    assert await keys(db) == {"1", "3"} and await store.load("2") is None
+    long_ago = utcnow() - timedelta(days=40)
+    async with db.write() as s:
+        await s.execute(update(Conversation).where(Conversation.key == "1").values(updated_at=long_ago))
+    assert await store.purge(30) == 1
+    assert await keys(db) == {"3"} and await store.load("1") is None
+    await store.close()
