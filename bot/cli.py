@@ -72,6 +72,32 @@ def leads_export(
     typer.echo(f"{count} leads exported", err=True)
 
 
+faq_app = typer.Typer(no_args_is_help=True, help="The FAQ and its matcher.")
+app.add_typer(faq_app, name="faq")
+
+
+@faq_app.command("eval")
+def faq_eval(
+    questions: Annotated[Path, typer.Option(help="Labelled questions (YAML)")] = Path("tests/faq_eval.yaml"),
+    flows: Annotated[Path | None, typer.Option(help="Content folder (default: FLOWS_DIR)")] = None,
+    quiet: Annotated[bool, typer.Option(help="Only the figures, not every mistake")] = False,
+) -> None:
+    """Top-1 accuracy, out-of-scope rejection and the confusions on a labelled question set."""
+    from bot.content import ContentError, load_content
+    from bot.faq.evaluate import evaluate, load_questions
+    from bot.faq.matcher import FaqMatcher
+
+    try:
+        content = load_content(flows or Settings().flows_dir)
+    except ContentError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(1) from None
+    report = evaluate(FaqMatcher(content.faq), load_questions(questions))
+    lines = report.lines()
+    for line in lines[:3] if quiet else lines:
+        typer.echo(line)
+
+
 def _logging(level: str) -> None:
     import logging
 

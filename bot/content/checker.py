@@ -104,6 +104,39 @@ class _Checker:
         for fid, (flow, src) in self.raw.flows.items():
             yield from self.check_flow(fid, flow, src)
         yield from self.check_reachability()
+        yield from self.check_faq()
+
+    def check_faq(self) -> Iterator[Problem]:
+        faq, src = self.raw.faq, self.raw.faq_src
+        if faq is None or src is None:
+            return
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(faq.entries):
+            base: tuple[str | int, ...] = ("entries", i)
+            if entry.id in seen:
+                yield Problem(src.rel, src.line(*base, "id"), f"duplicate FAQ id {entry.id!r}")
+            seen[entry.id] = i
+            topic = (*base, "topic")
+            yield from self.check_text(
+                src, topic, entry.topic, names=frozenset(), answer_vars=None, label=True
+            )
+            yield from self.check_text(
+                src, (*base, "answer"), entry.answer, names=frozenset(), answer_vars=None
+            )
+            for loc in self.locales:
+                if len(entry.examples.get(loc, [])) < 2:
+                    yield Problem(
+                        src.rel, src.line(*base, "examples"), f"{entry.id}: give at least 2 {loc} examples"
+                    )
+            for field_name in ("examples", "keywords"):
+                for loc in getattr(entry, field_name):
+                    if loc not in self.locales:
+                        yield Problem(src.rel, src.line(*base, field_name, loc), f"unknown locale {loc!r}")
+            if entry.link is not None and ("." not in entry.link or self.resolve(entry.link, "") is None):
+                yield Problem(src.rel, src.line(*base, "link"), f"{entry.id}: unknown step {entry.link!r}")
+        for name in faq.smalltalk:
+            if name not in seen:
+                yield Problem(src.rel, src.line("smalltalk"), f"smalltalk: no entry {name!r}")
 
     # --- common ---------------------------------------------------------------------------------
 
@@ -113,8 +146,10 @@ class _Checker:
             yield Problem(
                 src.rel, src.line("default_locale"), f"default_locale {c.default_locale!r} not in locales"
             )
-        for key in ("start", "consultant"):
+        for key in ("start", "consultant", "lead_form"):
             target = getattr(c, key)
+            if target is None:
+                continue
             if "." not in target or self.resolve(target, "") is None:
                 yield Problem(src.rel, src.line(key), f"{key}: unknown step {target!r} (write flow.step)")
         for key in REQUIRED_TEXTS:

@@ -14,6 +14,7 @@ from bot.content.model import (
     BranchStep,
     CheckStep,
     ChoiceStep,
+    FaqEntry,
     FlowDef,
     InputStep,
     PagesStep,
@@ -72,6 +73,10 @@ REQUIRED_TEXTS = (
     "forgotten",
     "forget_kept",
     "none",
+    "suggest",
+    "off_topic",
+    "faq_more",
+    "faq_lead",
 )
 """Common texts the engine itself uses; ``flows check`` insists on each."""
 
@@ -124,9 +129,12 @@ class Content:
         self.default_locale = common.default_locale
         self.start = split_target(common.start)
         self.consultant = split_target(common.consultant)
+        self.lead_form = split_target(common.lead_form) if common.lead_form else None
         self.texts: dict[str, Text] = dict(common.texts)
         self.commands: dict[str, Text] = dict(common.commands)
         self.flows: dict[str, FlowDef] = {fid: f for fid, (f, _) in raw.flows.items()}
+        self.faq: list[FaqEntry] = list(raw.faq.entries) if raw.faq is not None else []
+        self.smalltalk: frozenset[str] = frozenset(raw.faq.smalltalk) if raw.faq is not None else frozenset()
         self._env = make_environment()
         self._lenient = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
         self._templates: dict[str, jinja2.Template] = {}
@@ -136,6 +144,9 @@ class Content:
         self._memo: dict[tuple[Any, ...], str] = {}
         for text in self.texts.values():
             self._compile(text)
+        for entry in self.faq:
+            self._compile(entry.topic)
+            self._compile(entry.answer)
         for flow in self.flows.values():
             self._compile(flow.title)
             for step in flow.steps.values():

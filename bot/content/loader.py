@@ -13,9 +13,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from bot.content.model import CommonDef, FlowDef
+from bot.content.model import CommonDef, FaqDef, FlowDef
 
 COMMON_FILE = "common.yaml"
+FAQ_FILE = "faq.yaml"
 
 
 @dataclass(frozen=True, order=True)
@@ -78,6 +79,8 @@ class RawContent:
     common: CommonDef | None = None
     common_src: SourceFile | None = None
     flows: dict[str, tuple[FlowDef, SourceFile]] = field(default_factory=dict)
+    faq: FaqDef | None = None
+    faq_src: SourceFile | None = None
     version: str = ""
 
 
@@ -154,6 +157,10 @@ def read_dir(root: Path) -> tuple[RawContent, list[Problem]]:
         if path.name == COMMON_FILE:
             raw.common = _model(src, CommonDef, problems)
             raw.common_src = src
+            continue
+        if path.name == FAQ_FILE:
+            raw.faq = _model(src, FaqDef, problems)
+            raw.faq_src = src
             continue
         flow = _model(src, FlowDef, problems)
         if flow is None:

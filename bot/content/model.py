@@ -182,6 +182,30 @@ class CommonDef(_Model):
     """The main menu: ``flow.step``."""
     consultant: str
     """Where the consultant button leads: ``flow.step``."""
+    lead_form: str | None = None
+    """The lead form (``flow.step``), offered with answers such as the one about fees."""
     texts: dict[str, Text]
     commands: dict[str, Text] = Field(default_factory=dict)
     """Bot commands and their descriptions, registered with Telegram (setMyCommands) per language."""
+
+
+class FaqEntry(_Model):
+    """An answer to a question prospects type, with the ways they ask it."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    topic: Text
+    """A short name, shown on a suggestion button."""
+    answer: Text
+    examples: dict[str, list[str]]
+    """Phrasings per locale, e.g. {zh: ["多少钱", ...], en: ["how much is it", ...]}."""
+    keywords: dict[str, list[str]] = Field(default_factory=dict)
+    link: str | None = None
+    """A step with more detail (``flow.step``): the answer gets a button to it."""
+    lead: bool = False
+    """Offer "leave my details" with the answer (a quote, a call back)."""
+
+
+class FaqDef(_Model):
+    entries: list[FaqEntry] = Field(min_length=1)
+    smalltalk: list[str] = Field(default_factory=lambda: ["greeting", "thanks", "bye"])
+    """Entry ids that are small talk: answered briefly, never suggested as a topic."""

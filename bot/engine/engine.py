@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +41,19 @@ from bot.engine.events import (
 from bot.engine.render import split_message
 from bot.engine.state import HISTORY_LIMIT, Answer, State
 from bot.engine.validators import validate
+from bot.faq.matcher import FaqMatcher
 
-Answerer = Callable[[str, str], Reply | None]
-"""Answers a free question (text, locale) or returns None; the FAQ plugs in here."""
+_QUESTION = re.compile(
+    r"[?？]|吗|呢|多少|怎么|怎样|什么|如何|能不能|可不可以|可以|是否|多久|多长|哪|为什么|要不要|有没有"
+    r"|^(how|what|why|when|where|which|who|can|could|do|does|is|are|should|will|would)\b",
+    re.IGNORECASE,
+)
+
+
+def looks_like_question(text: str) -> bool:
+    """Whether typed text reads as a question (rather than, say, a company name)."""
+    return bool(_QUESTION.search(text.strip()))
+
 
 VIEW_CACHE = 50_000
 """Views kept ready (a few KB each at most); new ones are built and not kept beyond this."""
@@ -92,11 +102,13 @@ class _Turn:
 
 class Engine:
     def __init__(
-        self, content: Content, *, answerer: Answerer | None = None, default_locale: str | None = None
+        self, content: Content, *, faq: FaqMatcher | None = None, default_locale: str | None = None
     ) -> None:
         self.content = content
-        self.answerer = answerer
+        self.faq = faq if faq is not None else (FaqMatcher(content.faq) if content.faq else None)
+        """Answers free questions; built from the content's FAQ unless given."""
         self.default_locale = default_locale if default_locale in content.locales else content.default_locale
+        self._faq_index = {e.id: i for i, e in enumerate(content.faq)}
         self._labels: dict[str, dict[str, str]] = {}
         self._rows_cache: dict[tuple[str, str, str], list[Row]] = {}
         self._views: dict[tuple[str, str, int, str, bool, int], tuple[Reply, ...]] = {}
@@ -402,6 +414,12 @@ class Engine:
             st.ret = f"{st.history[-1][0]}.{st.history[-1][1]}" if st.history else None
         elif op == "k" and isinstance(step, SummaryStep):
             self._goto_target(turn, step.next)
+        elif op == "f" and arg.isdigit() and int(arg) < len(c.faq):
+            self._faq_reply(turn, int(arg))
+        elif op == "j" and arg.isdigit() and int(arg) < len(c.faq) and c.faq[int(arg)].link:
+            self._goto_target(turn, c.faq[int(arg)].link or "")
+        elif op == "L" and c.lead_form is not None:
+            self._goto(turn, *c.lead_form)
         else:
             return False
         return True
@@ -441,9 +459,13 @@ class Engine:
             if code is not None:
                 self._act(turn, code)
                 return
+            if looks_like_question(text) and self._answer_question(turn, text, suggest=False):
+                return  # a question, not the answer to this field: answered, and asked again
             ok, value = validate(step.kind, text, min=step.min, max=step.max)
             if ok:
                 self._answered(turn, step.var, value, step.next)
+                return
+            if step.kind != "text" and self._answer_question(turn, text, suggest=False):
                 return
             st.retries += 1
             if st.retries >= step.max_retries:
@@ -463,19 +485,52 @@ class Engine:
         if code is not None:
             self._act(turn, code)
             return
-        if self.answerer is not None:
-            answer = self.answerer(text, st.locale)
-            if answer is not None:
-                turn.replies.append(answer)
-                self._show(turn)
-                return
+        if self._answer_question(turn, text, suggest=True):
+            return
         # Kept for a consultant: asking one from here carries the question the bot could not answer.
         st.answers.setdefault(c.consultant[0], {})["question"] = text[:QUESTION_LIMIT]
         st.retries += 1
         if st.retries >= MENU_RETRY_CAP:
             self._escalate(turn, optional=False)
         else:
-            self._hint(turn, "choose")
+            self._hint(turn, "off_topic" if self.faq is not None and looks_like_question(text) else "choose")
+
+    def _answer_question(self, turn: _Turn, text: str, *, suggest: bool) -> bool:
+        """Answer from the FAQ and stay where we are; or, unsure, offer the closest topics."""
+        if self.faq is None:
+            return False
+        match = self.faq.match(text)
+        st = turn.st
+        if match.entry is not None:
+            self._faq_reply(turn, self._faq_index[match.entry.id])
+            return True
+        topics = [e for e in match.suggestions if e.id not in self.content.smalltalk]
+        if not suggest or not topics:
+            return False
+        st.answers.setdefault(self.content.consultant[0], {})["question"] = text[:QUESTION_LIMIT]
+        rows: list[Row] = []
+        for e in topics:
+            topic = html.unescape(self.content.render(e.topic, st.locale, {}))
+            rows.append([(topic, f"f{self._faq_index[e.id]}", None)])
+        rows.append([(self._label(turn, "consultant"), "c", None)])
+        keyboard = self._keyboard(turn, rows + self._rows(turn))
+        turn.replies.append(Reply(self._t(turn, "suggest"), keyboard, "notice"))
+        return True
+
+    def _faq_reply(self, turn: _Turn, index: int) -> None:
+        """An FAQ answer, with its own buttons, then the buttons (and question) of where we are."""
+        st, c = turn.st, self.content
+        entry = c.faq[index]
+        text = c.render(entry.answer, st.locale, {})
+        step = c.step(st.flow, st.step)
+        if isinstance(step, InputStep) or (isinstance(step, CheckStep) and st.sub < len(step.conditions)):
+            text += "\n\n" + self._body(turn, step)
+        extra: list[Row] = []
+        if entry.link is not None:
+            extra.append([(self._label(turn, "faq_more"), f"j{index}", None)])
+        if entry.lead and c.lead_form is not None and st.flow != c.lead_form[0]:
+            extra.append([(self._label(turn, "faq_lead"), "L", None)])
+        turn.replies.append(Reply(text, self._keyboard(turn, extra + self._rows(turn)), "notice"))
 
     def _hint(self, turn: _Turn, key: str) -> None:
         """A short remark with the current buttons (and, when an answer is awaited, the question)."""

@@ -1,0 +1,1 @@
+"""Free questions: the FAQ matcher and its evaluation."""
