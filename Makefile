@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/leads.py
+	$(BIN)/python bench/faq.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

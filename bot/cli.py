@@ -92,7 +92,7 @@ def faq_eval(
     except ContentError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(1) from None
-    report = evaluate(FaqMatcher(content.faq), load_questions(questions))
+    report = evaluate(FaqMatcher(content.faq, out_of_scope=content.out_of_scope), load_questions(questions))
     lines = report.lines()
     for line in lines[:3] if quiet else lines:
         typer.echo(line)

@@ -240,10 +240,10 @@ def test_a_removed_step_continues_at_the_flow_start(engine: Engine) -> None:
 
 def test_an_unanswered_question_goes_with_the_enquiry(engine: Engine) -> None:
     conv = Conversation(engine, language_code="zh").start("iso20000")
-    conv.send("外资企业<可以>申请吗")
+    conv.send("你们办公室有<停车位>吗")
     conv.press("咨询顾问")
-    assert "您的问题：外资企业<可以>申请吗" in conv.text and "&lt;可以&gt;" in conv.html
+    assert "您的问题：你们办公室有<停车位>吗" in conv.text and "&lt;停车位&gt;" in conv.html
     conv.press("留下联系方式").send("孙女士").send("13912345678")
     [effect] = conv.effects
-    assert effect.data["answers"]["question"] == "外资企业<可以>申请吗"
+    assert effect.data["answers"]["question"] == "你们办公室有<停车位>吗"
     assert conv.state is not None and "question" not in conv.state.answers["contact"]

@@ -154,3 +154,18 @@ def test_cli_prints_problems_and_exits_1(broken_dir: Path) -> None:
         timeout=60,
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_faq_problems_are_reported(tmp_path: Path) -> None:
+    root = tmp_path / "flows"
+    shutil.copytree(FLOWS, root)
+    faq = (root / "faq.yaml").read_text(encoding="utf-8")
+    faq = faq.replace("  - id: validity", "  - id: fee", 1).replace(
+        "link: iso20000.validity", "link: iso20000.nope", 1
+    )
+    (root / "faq.yaml").write_text(faq, encoding="utf-8")
+    problems = [str(p) for p in check_dir(root)]
+    lines = faq.splitlines()
+    dup = [i for i, s in enumerate(lines, 1) if s == "  - id: fee"][1]
+    assert f"flows/faq.yaml:{dup}: duplicate FAQ id 'fee'" in problems, problems
+    assert any("unknown step 'iso20000.nope'" in p for p in problems), problems

@@ -251,3 +251,26 @@ async def test_fake_server_parses_multipart_uploads(api: FakeBotAPI, running: Bo
     assert sent.document is not None and sent.document.file_name == "leads.csv"
     [doc] = api.documents
     assert doc["chat_id"] == 7001 and doc["content"].decode() == "公司,电话\n"
+
+
+async def test_questions_mid_flow_and_mid_form(api: FakeBotAPI, running: BotRunner) -> None:
+    p = Prospect(api, 9001, language_code="zh-hant")
+    await p.send("/start")
+    await p.press("ISO/IEC 20000")
+    [question] = await p.press("申请条件自测")
+    [answer] = await p.send("證書有效期多久？")  # Traditional Chinese, mid self-check
+    assert "三年" in answer.visible or "3 年" in answer.visible
+    assert "问题 1/6" in answer.visible and {"✅ 是", "❌ 否"} <= set(answer.labels)
+    [edited] = await p.press("是", question)  # and the self-check goes on where it was
+    assert "问题 2/6" in edited.visible
+    await p.send("/menu")
+    await p.press("ISO 9001")
+    await p.press("留下联系方式")
+    await p.press("同意并继续")
+    await p.send("某公司")
+    await p.send("林先生")
+    [answer] = await p.send("外资企业可以申请吗？")  # asked while the phone number is expected
+    assert "外国企业" in answer.visible or "外资" in answer.visible
+    assert "联系电话" in answer.visible  # and the field is asked again
+    replies = await p.send("13800138000")
+    assert "电子邮箱" in replies[-1].visible

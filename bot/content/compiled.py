@@ -135,6 +135,9 @@ class Content:
         self.flows: dict[str, FlowDef] = {fid: f for fid, (f, _) in raw.flows.items()}
         self.faq: list[FaqEntry] = list(raw.faq.entries) if raw.faq is not None else []
         self.smalltalk: frozenset[str] = frozenset(raw.faq.smalltalk) if raw.faq is not None else frozenset()
+        self.out_of_scope: list[str] = (
+            [x for xs in raw.faq.out_of_scope.values() for x in xs] if raw.faq is not None else []
+        )
         self._env = make_environment()
         self._lenient = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
         self._templates: dict[str, jinja2.Template] = {}

@@ -209,3 +209,6 @@ class FaqDef(_Model):
     entries: list[FaqEntry] = Field(min_length=1)
     smalltalk: list[str] = Field(default_factory=lambda: ["greeting", "thanks", "bye"])
     """Entry ids that are small talk: answered briefly, never suggested as a topic."""
+    out_of_scope: dict[str, list[str]] = Field(default_factory=dict)
+    """Questions the bot must not answer (other services, chatter): when one of these is the
+    closest, the bot says so instead of answering with the nearest entry."""

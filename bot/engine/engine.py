@@ -60,6 +60,8 @@ VIEW_CACHE = 50_000
 MENU_RETRY_CAP = 3
 """Unrecognised texts in a row at a menu before the bot offers a consultant."""
 QUESTION_LIMIT = 500
+FIELD_ACCEPT = 0.6
+"""Confidence an FAQ answer needs to interrupt a form field (the text may be the answer)."""
 INPUT_LIMIT = 4096
 """Longer texts are cut before matching or validation."""
 BRANCH_DEPTH = 16
@@ -105,7 +107,11 @@ class Engine:
         self, content: Content, *, faq: FaqMatcher | None = None, default_locale: str | None = None
     ) -> None:
         self.content = content
-        self.faq = faq if faq is not None else (FaqMatcher(content.faq) if content.faq else None)
+        self.faq = (
+            faq
+            if faq is not None
+            else (FaqMatcher(content.faq, out_of_scope=content.out_of_scope) if content.faq else None)
+        )
         """Answers free questions; built from the content's FAQ unless given."""
         self.default_locale = default_locale if default_locale in content.locales else content.default_locale
         self._faq_index = {e.id: i for i, e in enumerate(content.faq)}
@@ -496,13 +502,23 @@ class Engine:
             self._hint(turn, "off_topic" if self.faq is not None and looks_like_question(text) else "choose")
 
     def _answer_question(self, turn: _Turn, text: str, *, suggest: bool) -> bool:
-        """Answer from the FAQ and stay where we are; or, unsure, offer the closest topics."""
+        """Answer from the FAQ and stay where we are; or, unsure, offer the closest topics.
+
+        ``suggest`` is off while a form field is asked: then only a clear answer (no small talk)
+        interrupts, since the text may be the field's value."""
         if self.faq is None:
             return False
         match = self.faq.match(text)
         st = turn.st
-        if match.entry is not None:
-            self._faq_reply(turn, self._faq_index[match.entry.id])
+        entry = match.entry
+        if (
+            entry is not None
+            and not suggest
+            and (entry.id in self.content.smalltalk or match.confidence < FIELD_ACCEPT)
+        ):
+            entry = None
+        if entry is not None:
+            self._faq_reply(turn, self._faq_index[entry.id])
             return True
         topics = [e for e in match.suggestions if e.id not in self.content.smalltalk]
         if not suggest or not topics:
@@ -512,8 +528,10 @@ class Engine:
         for e in topics:
             topic = html.unescape(self.content.render(e.topic, st.locale, {}))
             rows.append([(topic, f"f{self._faq_index[e.id]}", None)])
-        rows.append([(self._label(turn, "consultant"), "c", None)])
-        keyboard = self._keyboard(turn, rows + self._rows(turn))
+        here = self._rows(turn)
+        if not any(code == "c" for row in here for _, code, _ in row):
+            rows.append([(self._label(turn, "consultant"), "c", None)])
+        keyboard = self._keyboard(turn, rows + here)
         turn.replies.append(Reply(self._t(turn, "suggest"), keyboard, "notice"))
         return True
 

@@ -7,7 +7,8 @@
 4. Confidence for the best few candidates: how much of the question the entry's vocabulary
    covers, weighted by rarity (a question about the weather covers little of any entry), blended
    with the closest example's fuzzy similarity (rapidfuzz). Below a threshold the bot does not
-   guess: it offers the closest topics instead.
+   guess: it offers the closest topics instead. Questions like the content's ``out_of_scope``
+   examples (other services, chatter) are not ours: when they are closest, nothing is answered.
 """
 
 from __future__ import annotations
@@ -26,13 +27,21 @@ from rapidfuzz import fuzz, process
 
 from bot.content.model import FaqEntry
 
-ACCEPT = 0.55
+ACCEPT = 0.45
 """Confidence from which the best entry is answered."""
-SUGGEST = 0.25
+SUGGEST = 0.35
 """Confidence from which entries are offered as suggestions (below: off topic)."""
+COVERAGE_WEIGHT = 0.65
+"""Share of the confidence that is coverage; the rest is the closest example's similarity."""
+UNKNOWN_FACTOR = 1.5
+"""How much a word the whole FAQ never uses counts, relative to a word used by one entry."""
+MIN_EVIDENCE = 2.0
+"""A question must share this much (summed rarity) with an entry to be answered with it: "about
+the certificate" says too little to pick one entry."""
 CANDIDATES = 6
+OUT_OF_SCOPE = "__out_of_scope__"
 
-_CJK = re.compile(r"[\u3400-\u9fff]+|[a-z0-9]+")
+_RUNS = re.compile(r"[\u3400-\u9fff]+|[a-z0-9]+")
 _STOP_ZH = frozenset("的了吗呢啊呀吧么嘛哦哈是我你他她它们这那个有在要想请问一下就都也还和与及或得着过")
 _STOP_EN = frozenset(
     [
@@ -70,7 +79,6 @@ _STOP_EN = frozenset(
         "me",
         "us",
         "please",
-        "there",
         "with",
         "at",
         "will",
@@ -93,7 +101,6 @@ _STOP_EN = frozenset(
         "really",
         "ok",
         "okay",
-        "hi",
         "what",
         "which",
     ]
@@ -113,12 +120,16 @@ def _stem(word: str) -> str:
     return word
 
 
+def _is_cjk(run: str) -> bool:
+    return run[0] >= "\u3400"
+
+
 def tokens(text: str) -> list[str]:
     """Search tokens of a text (see the module docstring)."""
     out: list[str] = []
-    for run in _CJK.findall(normalise(text)):
-        if run[0] >= "\u3400":
-            out.extend(c for c in run if c not in _STOP_ZH)
+    for run in _RUNS.findall(normalise(text)):
+        if _is_cjk(run):
+            out.extend(c for c in run if c not in _STOP_ZH or len(run) <= 2)
             out.extend(run[i : i + 2] for i in range(len(run) - 1))
         elif run not in _STOP_EN:
             word = _stem(run)
@@ -129,19 +140,17 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-def _units(text: str) -> list[str]:
-    """What a question is made of, for coverage: Chinese characters and English words."""
+def units(text: str) -> list[str]:
+    """What a question is made of, for coverage: Chinese characters and English words (all of
+    them when the question is nothing but little words, such as 在吗 or "hi there")."""
     out: list[str] = []
-    for run in _CJK.findall(normalise(text)):
-        if run[0] >= "\u3400":
+    runs = _RUNS.findall(normalise(text))
+    for run in runs:
+        if _is_cjk(run):
             out.extend(c for c in run if c not in _STOP_ZH)
         elif run not in _STOP_EN:
             out.append(_stem(run))
-    return out
-
-
-def _compact(text: str) -> str:
-    return " ".join(_units(text))
+    return out or [u for run in runs for u in (list(run) if _is_cjk(run) else [run])]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,22 +164,45 @@ class Match:
 
 class FaqMatcher:
     def __init__(
-        self, entries: Sequence[FaqEntry], *, accept: float = ACCEPT, suggest: float = SUGGEST
+        self,
+        entries: Sequence[FaqEntry],
+        *,
+        out_of_scope: Sequence[str] = (),
+        accept: float = ACCEPT,
+        suggest: float = SUGGEST,
+        coverage_weight: float = COVERAGE_WEIGHT,
+        unknown_factor: float = UNKNOWN_FACTOR,
+        min_evidence: float = MIN_EVIDENCE,
     ) -> None:
         self.entries = list(entries)
+        if out_of_scope:  # a pseudo entry: when it is the closest, the question is not ours
+            examples = {"": list(out_of_scope)}
+            self.entries.append(
+                FaqEntry.model_construct(id=OUT_OF_SCOPE, topic="", answer="", examples=examples)
+            )
         self.accept = accept
         self.suggest = suggest
+        self.coverage_weight = coverage_weight
+        self.min_evidence = min_evidence
         texts = [self._texts(e) for e in self.entries]
         corpus = [[t for text in group for t in tokens(text)] or ["\x00"] for group in texts]
         self._bm25 = bm25s.BM25()
         self._bm25.index(corpus, show_progress=False)
-        self._units = [frozenset(u for text in group for u in _units(text)) for group in texts]
-        df = Counter(u for units in self._units for u in units)
+        self._units = [frozenset(u for text in group for u in units(text)) for group in texts]
+        df = Counter(u for vocab in self._units for u in vocab)
         n = len(self.entries)
         self._idf = {u: math.log((n + 1) / (c + 0.5)) for u, c in df.items()}
-        self._unknown_idf = math.log((n + 1) / 0.5)
-        self._words = [sorted(u for u in units if u.isascii() and len(u) > 3) for units in self._units]
-        self._examples = [[_compact(x) for xs in e.examples.values() for x in xs] for e in self.entries]
+        self._unknown_idf = unknown_factor * math.log((n + 1) / 0.5)
+        self._words = [sorted(u for u in vocab if u.isascii() and len(u) > 3) for vocab in self._units]
+        self._examples = [
+            [" ".join(units(x)) for xs in e.examples.values() for x in xs] for e in self.entries
+        ]
+        known = frozenset().union(
+            *(v for e, v in zip(self.entries, self._units, strict=True) if e.id != OUT_OF_SCOPE)
+        )
+        self._foreign = frozenset().union(*(v for e, v in zip(self.entries, self._units, strict=True)
+                                            if e.id == OUT_OF_SCOPE)) - known  # fmt: skip
+        """Words only the out-of-scope examples use (CE, SSL, 签证...): a question with one is not ours."""
 
     @staticmethod
     def _texts(entry: FaqEntry) -> list[str]:
@@ -179,11 +211,16 @@ class FaqMatcher:
         keywords = [k for ks in entry.keywords.values() for k in ks]
         return [topic, *examples, *keywords, *keywords]  # keywords count twice
 
-    def _coverage(self, units: Iterable[str], i: int) -> float:
+    def _evidence(self, question: Iterable[str], i: int) -> float:
+        """How much the question says that entry ``i`` knows: the rarity of the units they share."""
+        vocab = self._units[i]
+        return sum(self._idf.get(u, 0.0) for u in set(question) if u in vocab)
+
+    def _coverage(self, question: Iterable[str], i: int) -> float:
         """The rarity-weighted share of the question's units that entry ``i`` knows."""
         vocab, words = self._units[i], self._words[i]
         total = covered = 0.0
-        for u in units:
+        for u in question:
             weight = self._idf.get(u, self._unknown_idf)
             total += weight
             if u in vocab:
@@ -196,24 +233,31 @@ class FaqMatcher:
 
     def match(self, text: str) -> Match:
         query = tokens(text)
-        units = _units(text)
-        if not query or not units or not self.entries:
+        question = units(text)
+        if not query or not question or not self.entries or not self._foreign.isdisjoint(question):
             return Match(None, 0.0, ())
         scores = self._bm25.get_scores(query)
         k = min(CANDIDATES, len(self.entries))
         top = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
-        compact = " ".join(units)
+        compact = " ".join(question)
+        w = self.coverage_weight
         ranked: list[tuple[float, int]] = []
         for i in (int(i) for i in top):
             if scores[i] <= 0:
                 continue
             similar = process.extractOne(compact, self._examples[i], scorer=fuzz.token_set_ratio)
             closeness = similar[1] / 100 if similar else 0.0
-            ranked.append((0.65 * self._coverage(units, i) + 0.35 * closeness, i))
+            ranked.append((w * self._coverage(question, i) + (1 - w) * closeness, i))
         if not ranked:
             return Match(None, 0.0, ())
         ranked.sort(reverse=True)
         best, index = ranked[0]
-        suggestions = tuple(self.entries[i] for score, i in ranked[:3] if score >= self.suggest)
-        entry = self.entries[index] if best >= self.accept else None
-        return Match(entry, best, suggestions)
+        if self.entries[index].id == OUT_OF_SCOPE:
+            return Match(None, 0.0, ())
+        suggestions = tuple(
+            self.entries[i]
+            for score, i in ranked[:3]
+            if score >= self.suggest and self.entries[i].id != OUT_OF_SCOPE
+        )
+        sure = best >= self.accept and self._evidence(question, index) >= self.min_evidence
+        return Match(self.entries[index] if sure else None, best, suggestions)

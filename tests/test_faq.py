@@ -1,0 +1,121 @@
+"""Free questions: the matcher's measured quality, and answers mid-flow and mid-form."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rapidfuzz import fuzz
+
+from bot.content import Content
+from bot.engine.conversation import Conversation
+from bot.engine.engine import Engine
+from bot.faq.evaluate import evaluate, load_questions
+from bot.faq.matcher import FaqMatcher, normalise
+
+EVAL = Path(__file__).resolve().parent / "faq_eval.yaml"
+
+
+def _folded(text: str) -> str:
+    return re.sub(r"[\W_]+", "", normalise(text))
+
+
+def test_the_labelled_set_is_broad_and_independent_of_the_faq(content: Content) -> None:
+    questions = load_questions(EVAL)
+    assert len(questions) >= 150
+    out = [q for q, e in questions if e == "none"]
+    assert len(out) / len(questions) >= 0.20
+    ids = {e.id for e in content.faq}
+    assert {e for _, e in questions} - {"none"} <= ids
+    assert ids <= {e for _, e in questions}, "every entry is asked about"
+    assert any(re.search(r"[證費審認機構關]", q) for q, _ in questions), "Traditional Chinese"
+    assert any(re.fullmatch(r"[ -~]+", q) for q, _ in questions), "English"
+    examples = [_folded(x) for e in content.faq for xs in e.examples.values() for x in xs]
+    for question, _ in questions:
+        q = _folded(question)
+        close = [x for x in examples if fuzz.ratio(q, x) >= 90]
+        assert not close, f"{question!r} is (nearly) an FAQ example: {close}"
+
+
+def test_accuracy_and_rejection_meet_the_targets(content: Content) -> None:
+    matcher = FaqMatcher(content.faq, out_of_scope=content.out_of_scope)
+    report = evaluate(matcher, load_questions(EVAL))
+    assert report.accuracy >= 0.90, "\n".join(report.lines())
+    assert report.rejection >= 0.90, "\n".join(report.lines())
+
+
+def test_traditional_and_simplified_match_alike(content: Content) -> None:
+    matcher = FaqMatcher(content.faq, out_of_scope=content.out_of_scope)
+    simplified, traditional = matcher.match("证书有效期是几年"), matcher.match("證書有效期是幾年")
+    assert simplified.entry is not None and simplified.entry.id == "validity"
+    assert traditional.entry == simplified.entry and traditional.confidence == simplified.confidence
+
+
+def test_a_question_at_a_menu_is_answered_and_the_menu_stays(engine: Engine) -> None:
+    conv = Conversation(engine, language_code="zh").start("iso20000").press("所需材料").press("下一页")
+    before = conv.position
+    conv.send("證書有效期多久？")
+    assert conv.position == before
+    assert "三年" in conv.text or "3 年" in conv.text
+    assert "下一页 ▶️" in conv.labels and "◀️ 上一页" in conv.labels  # the page's buttons are still here
+    conv.press("下一页")
+    assert conv.position == ("iso20000", "materials", 2)
+
+
+def test_fees_are_never_a_number_and_offer_a_quote(engine: Engine) -> None:
+    conv = Conversation(engine, language_code="en").start()
+    conv.send("how much does it cost?")
+    assert not re.search(r"\d+\s*(yuan|rmb|cny|usd|\$|元)", conv.text, re.I)
+    conv.press("Leave my details for a quote")
+    assert conv.position == ("lead", "intro", 0)
+
+
+def test_more_detail_goes_to_the_step(engine: Engine) -> None:
+    conv = Conversation(engine, language_code="zh").start()
+    conv.send("年审没做会怎么样")
+    assert "暂停" in conv.text
+    conv.press("详细了解")
+    assert conv.position[1] == "validity"
+
+
+def test_a_question_typed_into_a_form_field_is_answered_not_stored(engine: Engine) -> None:
+    conv = Conversation(engine, language_code="zh").start("lead").press("同意并继续")
+    conv.send("测试科技").send("周经理")
+    assert conv.position[1] == "phone"
+    conv.send("证书有效期多久？")
+    assert conv.position[1] == "phone" and "联系电话" in conv.text  # answered, then asked again
+    conv.send("13800138000")
+    assert conv.state is not None and conv.state.answers["lead"]["phone"] == "+8613800138000"
+    conv.send("Wang@example.com").send("外资企业可以申请吗？")  # a question in a free-text field
+    assert conv.position[1] == "city"
+    conv.send("杭州")
+    assert conv.state.answers["lead"]["city"] == "杭州"
+
+
+def test_unsure_offers_topics_then_answers_the_chosen_one(engine: Engine) -> None:
+    conv = Conversation(engine, language_code="en").start()
+    matcher = engine.faq
+    assert matcher is not None
+    question = "audit question"
+    match = matcher.match(question)
+    assert match.entry is None and match.suggestions, match
+    conv.send(question)
+    assert "not sure" in conv.text and "💬 Consultant" in conv.labels
+    for entry in match.suggestions:
+        assert engine.content.localise(entry.topic, "en") in conv.labels
+    first = engine.content.localise(match.suggestions[0].topic, "en")
+    conv.press(first)
+    assert engine.content.render(match.suggestions[0].answer, "en", {})[:30] in conv.html
+
+
+def test_greetings_thanks_and_chatter(engine: Engine) -> None:
+    conv = Conversation(engine, language_code="zh").start()
+    conv.send("你好")
+    greeting = engine.content.render(
+        next(e for e in engine.content.faq if e.id == "greeting").answer, "zh", {}
+    )
+    assert conv.replies[0].text == greeting
+    conv.send("谢谢！")
+    assert conv.position == ("main", "menu", 0) and conv.replies[0].buttons
+    conv.send("今天股市怎么样？")
+    assert "回答不了" in conv.text
