@@ -104,9 +104,16 @@ class _Turn:
 
 class Engine:
     def __init__(
-        self, content: Content, *, faq: FaqMatcher | None = None, default_locale: str | None = None
+        self,
+        content: Content,
+        *,
+        faq: FaqMatcher | None = None,
+        default_locale: str | None = None,
+        retention_days: int = 30,
     ) -> None:
         self.content = content
+        self.retention_days = retention_days
+        """Said in the /privacy text: idle conversations are deleted after this many days."""
         self.faq = (
             faq
             if faq is not None
@@ -336,6 +343,11 @@ class Engine:
                 )
         elif name == "help":
             self._hint(turn, "help")
+        elif name == "privacy":
+            turn.replies.append(Reply(self._t(turn, "privacy", days=self.retention_days), (), "notice"))
+        elif name == "forget":
+            row = [(self._label(turn, "forget_yes"), "F", None), (self._label(turn, "forget_no"), "K", None)]
+            turn.replies.append(Reply(self._t(turn, "forget_confirm"), self._keyboard(turn, [row]), "notice"))
         else:
             self._hint(turn, "unknown_command")
 
@@ -426,6 +438,15 @@ class Engine:
             self._goto_target(turn, c.faq[int(arg)].link or "")
         elif op == "L" and c.lead_form is not None:
             self._goto(turn, *c.lead_form)
+        elif op == "F":
+            # /forget confirmed: the channel deletes what it keeps; the conversation starts afresh.
+            turn.effects.append(Effect("forget", {"locale": st.locale}))
+            turn.st = self.new_state(st.locale)
+            turn.st.seq = st.seq + 1
+            turn.replies.append(Reply(self._t(turn, "forgotten"), (), "notice"))
+        elif op == "K":
+            self._notice(turn, self._t(turn, "forget_kept"))
+            self._show(turn)
         else:
             return False
         return True

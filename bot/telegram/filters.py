@@ -14,7 +14,12 @@ async def private_message(message: Message) -> bool:
 
 
 async def private_button(query: CallbackQuery) -> bool:
-    return query.message is not None and query.message.chat.type == "private"
+    """A prospect's button (staff buttons, ``st:...``, go to the staff router even in private)."""
+    return (
+        query.message is not None
+        and query.message.chat.type == "private"
+        and not (query.data or "").startswith("st:")
+    )
 
 
 async def any_text(message: Message) -> bool:

@@ -15,6 +15,10 @@ LEAD_EFFECTS = frozenset({"lead", "enquiry"})
 
 def lead_effects(repo: LeadRepository, alerts: AlertSender | None, content: Content) -> EffectHandler:
     async def handle(effect: Effect, chat: ChatSession, user: User | None) -> list[str]:
+        if effect.name == "forget":
+            if user is not None:
+                await repo.forget(user.id)
+            return []
         if effect.name not in LEAD_EFFECTS:
             return []
         # The state's sequence number at the hand-over identifies this submission: a double tap,

@@ -25,7 +25,7 @@ async def run_polling(settings: Settings) -> None:
     bot = build_bot(settings)
     leads = LeadRepository(db, staff_chat_id=settings.staff_chat_id)
     alerts = AlertSender(bot, leads, content) if settings.staff_chat_id is not None else None
-    engine = Engine(content, default_locale=settings.default_locale)
+    engine = Engine(content, default_locale=settings.default_locale, retention_days=settings.retention_days)
     dp = build_dispatcher(settings, engine=engine, store=store, leads=leads, alerts=alerts)
     housekeeping = asyncio.create_task(purge_idle_conversations(store, settings.retention_days))
     try:

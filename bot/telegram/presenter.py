@@ -69,6 +69,8 @@ async def present(
     content = runtime.engine.content
     notices: list[str] = []
     for effect in result.effects:
+        if effect.name == "forget":
+            chat.forgotten = True  # the conversation record is deleted, not saved
         try:
             for handler in runtime.effect_handlers:
                 notices.extend(await handler(effect, chat, user))
