@@ -37,6 +37,15 @@ async def until(check, seconds: float = 10.0) -> None:  # type: ignore[no-untype
     raise AssertionError("condition not met in time")
 
 
+async def enquire(p: Prospect, name: str, phone: str) -> None:
+    """Ask a consultant from the main menu: a name and a phone number (an enquiry)."""
+    await p.send("/start")
+    await p.press("💬")
+    await p.press("📝")
+    await p.send(name)
+    await p.send(phone)
+
+
 async def fill_form(p: Prospect) -> None:
     """From a scheme's intro to the summary, with wrong values first."""
     await p.press("留下联系方式")
@@ -125,11 +134,7 @@ async def test_form_to_lead_row_and_staff_alert(api: FakeBotAPI, running: BotRun
 
 async def test_staff_buttons_check_rights(api: FakeBotAPI, running: BotRunner) -> None:
     p = Prospect(api, 8002, language_code="zh")
-    await p.send("/start")
-    await p.press("💬 咨询顾问")
-    await p.press("留下联系方式")
-    await p.send("钱先生")
-    await p.send("13912345678")
+    await enquire(p, "钱先生", "13912345678")
     await until(lambda: api.chat_messages(STAFF_CHAT))
     [alert] = api.chat_messages(STAFF_CHAT)
     assert "新咨询" in alert.visible and "Q000001" in alert.visible
@@ -208,11 +213,7 @@ async def test_a_failing_alert_is_retried_and_delivered_after_a_restart(
     first = await BotRunner(api, settings).start()
     p = Prospect(api, 8005, language_code="en")
     try:
-        await p.send("/start")
-        await p.press("Consultant")
-        await p.press("Leave my details")
-        await p.send("Li")
-        await p.send("+86 139 1234 5678")
+        await enquire(p, "Li", "+86 139 1234 5678")
         await until(lambda: fault.times == 1)  # failed once
     finally:
         await first.stop()
@@ -240,11 +241,7 @@ async def test_retry_after_is_honoured(api: FakeBotAPI, running: BotRunner) -> N
         "sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1, chat_id=STAFF_CHAT
     )
     p = Prospect(api, 8006, language_code="en")
-    await p.send("/start")
-    await p.press("Consultant")
-    await p.press("Leave my details")
-    await p.send("Li")
-    await p.send("+86 139 1234 5678")
+    await enquire(p, "Li", "+86 139 1234 5678")
     await until(lambda: fault.times == 0)
     await asyncio.sleep(0.5)
     assert api.chat_messages(STAFF_CHAT) == []  # still waiting out retry_after
