@@ -55,8 +55,8 @@ def looks_like_question(text: str) -> bool:
     return bool(_QUESTION.search(text.strip()))
 
 
-VIEW_CACHE = 50_000
-"""Views kept ready (a few KB each at most); new ones are built and not kept beyond this."""
+VIEW_CACHE = 10_000
+"""Views kept ready (about a kilobyte each); beyond this, new ones are built each time."""
 MENU_RETRY_CAP = 3
 """Unrecognised texts in a row at a menu before the bot offers a consultant."""
 QUESTION_LIMIT = 500
