@@ -26,6 +26,7 @@ typecheck: $(STAMP)
 
 check: $(STAMP)
 	$(BIN)/python -m bot flows check flows
+	$(BIN)/python -m bot flows test flows
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

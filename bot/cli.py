@@ -132,6 +132,32 @@ def flows_check(
     typer.echo(f"{root}: OK")
 
 
+@flows_app.command("test")
+def flows_test(
+    directory: Annotated[Path | None, typer.Argument(help="Content folder (default: FLOWS_DIR)")] = None,
+) -> None:
+    """Run the conversation tests in <folder>/tests/*.yaml; exit 1 if any fails."""
+    from bot.content import ContentError, load_content
+    from bot.engine.engine import Engine
+    from bot.stories import run_stories
+
+    root = directory or Settings().flows_dir
+    try:
+        engine = Engine(load_content(root))
+    except ContentError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(1) from None
+    results = run_stories(engine, root / "tests")
+    for r in results:
+        typer.echo(f"{'ok  ' if r.ok else 'FAIL'} {r.file}: {r.name}")
+        for failure in r.failures:
+            typer.echo(f"    {failure}")
+    failed = sum(not r.ok for r in results)
+    typer.echo(f"{len(results) - failed} passed, {failed} failed")
+    if failed or not results:
+        raise typer.Exit(1)
+
+
 @app.command()
 def chat(
     lang: Annotated[str | None, typer.Option(help="zh or en (default: the content's default)")] = None,
