@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     flows_dir: Path = Field(default=Path("flows"))
     default_locale: str = Field(default="zh")
     log_level: str = Field(default="INFO")
+    watch_flows: bool = Field(default=True, description="Reload flows/ when a file in it changes")
     staff_chat_id: int | None = Field(default=None, description="Staff group: new leads are posted there")
     admin_ids: Annotated[list[int], NoDecode] = Field(
         default_factory=list, description="Telegram user ids of admins, comma-separated"

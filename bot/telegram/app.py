@@ -22,7 +22,7 @@ from bot.telegram.alerts import AlertSender
 from bot.telegram.isolation import ChatLocks
 from bot.telegram.leads import lead_effects
 from bot.telegram.middleware import ConversationMiddleware
-from bot.telegram.routers import conversation, staff_alerts
+from bot.telegram.routers import admin, conversation, staff_alerts
 from bot.telegram.runtime import EffectHandler, Runtime
 from bot.telegram.session import BotSession
 
@@ -60,7 +60,7 @@ def build_dispatcher(
     # middleware takes the per-chat lock of `isolation` itself.
     dp = Dispatcher(disable_fsm=True, runtime=runtime)
     dp.update.outer_middleware(ConversationMiddleware(runtime, isolation or ChatLocks()))
-    dp.include_routers(conversation.build_router(), staff_alerts.build_router())
+    dp.include_routers(admin.build_router(), conversation.build_router(), staff_alerts.build_router())
     dp.errors.register(_on_error)
     return dp
 

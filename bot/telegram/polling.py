@@ -13,6 +13,8 @@ from bot.settings import Settings
 from bot.storage import SqlStore
 from bot.telegram.alerts import AlertSender
 from bot.telegram.app import build_bot, build_dispatcher, register_commands
+from bot.telegram.reload import watch_content
+from bot.telegram.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,10 @@ async def run_polling(settings: Settings) -> None:
     engine = Engine(content, default_locale=settings.default_locale, retention_days=settings.retention_days)
     dp = build_dispatcher(settings, engine=engine, store=store, leads=leads, alerts=alerts)
     housekeeping = asyncio.create_task(purge_idle_conversations(store, settings.retention_days))
+    runtime: Runtime = dp["runtime"]
+    watcher = (
+        asyncio.create_task(watch_content(bot, runtime, settings.flows_dir)) if settings.watch_flows else None
+    )
     try:
         await register_commands(bot, content)
         me = await bot.get_me()
@@ -39,6 +45,8 @@ async def run_polling(settings: Settings) -> None:
         await dp.start_polling(bot, handle_signals=True, close_bot_session=True)
     finally:
         housekeeping.cancel()
+        if watcher is not None:
+            watcher.cancel()
         if alerts is not None:
             await alerts.stop()
         await store.close()
