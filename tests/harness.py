@@ -10,6 +10,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 
+from bot.analytics import Analytics
 from bot.content import load_content
 from bot.db import create_database, upgrade
 from bot.db.engine import Database
@@ -51,6 +52,7 @@ class BotRunner:
         self.memory = memory
         self.flush_interval = flush_interval
         self.leads: LeadRepository | None = None
+        self.analytics: Analytics | None = None
         self.alerts: AlertSender | None = None
         self.db: Database | None = None
         self.store: ConversationStore | None = None
@@ -68,12 +70,18 @@ class BotRunner:
             self.db = create_database(settings.database_url)
             self.store = SqlStore(self.db, flush_interval=self.flush_interval)
             self.leads = LeadRepository(self.db, staff_chat_id=settings.staff_chat_id)
+            self.analytics = Analytics(self.db, flush_interval=0.05)
         self.bot = build_bot(settings)
         if self.leads is not None:
             self.alerts = AlertSender(self.bot, self.leads, content, base_pause=0.05)
             self.alerts.start()
         self.dp = dp = build_dispatcher(
-            settings, engine=Engine(content), store=self.store, leads=self.leads, alerts=self.alerts
+            settings,
+            engine=Engine(content),
+            store=self.store,
+            leads=self.leads,
+            alerts=self.alerts,
+            analytics=self.analytics,
         )
         original = dp.feed_update
 
@@ -107,6 +115,8 @@ class BotRunner:
             self.store._dirty.clear()
         if self.bot is not None:
             await self.bot.session.close()
+        if self.analytics is not None:
+            await self.analytics.close()
         if self.store is not None:
             await self.store.close()
         if self.db is not None:

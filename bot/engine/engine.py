@@ -100,6 +100,7 @@ class _Turn:
     st: State
     replies: list[Reply] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Engine:
@@ -145,7 +146,7 @@ class Engine:
                 if isinstance(event, Press):  # a button from a conversation we no longer have
                     self._notice(turn, self._t(turn, "expired"))
                     self._show(turn)
-                    return Result(turn.replies, turn.st, turn.effects)
+                    return Result(turn.replies, turn.st, turn.effects, turn.notes)
                 self._show(turn)
         else:
             turn = _Turn(state.clone())
@@ -160,7 +161,7 @@ class Engine:
             self._hint(turn, "edited" if event.kind == "edited" else "unsupported")
         elif isinstance(event, SharedContact):
             self._contact(turn, event.phone)
-        return Result(turn.replies, turn.st, turn.effects)
+        return Result(turn.replies, turn.st, turn.effects, turn.notes)
 
     def locale_for(self, language_code: str | None) -> str:
         """Telegram's ``language_code``: zh-* gives Chinese, anything else English (if offered)."""
@@ -516,6 +517,8 @@ class Engine:
             return
         # Kept for a consultant: asking one from here carries the question the bot could not answer.
         st.answers.setdefault(c.consultant[0], {})["question"] = text[:QUESTION_LIMIT]
+        if looks_like_question(text):
+            turn.notes.append(("unanswered", text))
         st.retries += 1
         if st.retries >= MENU_RETRY_CAP:
             self._escalate(turn, optional=False)
@@ -544,6 +547,7 @@ class Engine:
         topics = [e for e in match.suggestions if e.id not in self.content.smalltalk]
         if not suggest or not topics:
             return False
+        turn.notes.append(("unsure", text))
         st.answers.setdefault(self.content.consultant[0], {})["question"] = text[:QUESTION_LIMIT]
         rows: list[Row] = []
         for e in topics:
@@ -560,6 +564,7 @@ class Engine:
         """An FAQ answer, with its own buttons, then the buttons (and question) of where we are."""
         st, c = turn.st, self.content
         entry = c.faq[index]
+        turn.notes.append(("faq", entry.id))
         text = c.render(entry.answer, st.locale, {})
         step = c.step(st.flow, st.step)
         if isinstance(step, InputStep) or (isinstance(step, CheckStep) and st.sub < len(step.conditions)):

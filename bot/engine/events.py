@@ -89,3 +89,6 @@ class Result:
     replies: list[Reply]
     state: State
     effects: list[Effect] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    """For analytics: ("faq", entry id) answered, ("unsure", question) answered with suggestions,
+    ("unanswered", question) not answered."""

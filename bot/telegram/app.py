@@ -13,6 +13,7 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.types import BotCommand, ErrorEvent
 
+from bot.analytics import Analytics
 from bot.content import Content
 from bot.engine.engine import Engine
 from bot.leads.repository import LeadRepository
@@ -48,10 +49,13 @@ def build_dispatcher(
     store: ConversationStore,
     leads: LeadRepository | None = None,
     alerts: AlertSender | None = None,
+    analytics: Analytics | None = None,
     isolation: BaseEventIsolation | None = None,
     effect_handlers: list[EffectHandler] | None = None,
 ) -> Dispatcher:
-    runtime = Runtime(settings=settings, engine=engine, store=store, leads=leads, alerts=alerts)
+    runtime = Runtime(
+        settings=settings, engine=engine, store=store, leads=leads, alerts=alerts, analytics=analytics
+    )
     if effect_handlers is not None:
         runtime.effect_handlers = effect_handlers
     elif leads is not None:

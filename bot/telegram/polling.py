@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from bot.analytics import Analytics
 from bot.content import load_content
 from bot.db import create_database, upgrade
 from bot.engine.engine import Engine
@@ -28,7 +29,10 @@ async def run_polling(settings: Settings) -> None:
     leads = LeadRepository(db, staff_chat_id=settings.staff_chat_id)
     alerts = AlertSender(bot, leads, content) if settings.staff_chat_id is not None else None
     engine = Engine(content, default_locale=settings.default_locale, retention_days=settings.retention_days)
-    dp = build_dispatcher(settings, engine=engine, store=store, leads=leads, alerts=alerts)
+    analytics = Analytics(db)
+    dp = build_dispatcher(
+        settings, engine=engine, store=store, leads=leads, alerts=alerts, analytics=analytics
+    )
     housekeeping = asyncio.create_task(purge_idle_conversations(store, settings.retention_days))
     runtime: Runtime = dp["runtime"]
     watcher = (
@@ -49,6 +53,7 @@ async def run_polling(settings: Settings) -> None:
             watcher.cancel()
         if alerts is not None:
             await alerts.stop()
+        await analytics.close()
         await store.close()
         await db.dispose()
         await bot.session.close()

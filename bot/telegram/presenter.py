@@ -80,6 +80,8 @@ async def present(
             await bot.send_message(chat_id=chat_id, text=content.t("save_failed", locale))
             return
     before = chat.state
+    if runtime.analytics is not None:
+        runtime.analytics.observe(content, chat.key, before, result)
     chat.state = result.state
     line = transcript_line(event) if event is not None else None
     if line is not None:

@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.storage import ConversationStore
 
 if TYPE_CHECKING:
+    from bot.analytics import Analytics
     from bot.leads.repository import LeadRepository
     from bot.telegram.alerts import AlertSender
 
@@ -61,4 +62,5 @@ class Runtime:
     store: ConversationStore
     leads: LeadRepository | None = None
     alerts: AlertSender | None = None
+    analytics: Analytics | None = None
     effect_handlers: list[EffectHandler] = field(default_factory=lambda: [log_effect])
