@@ -40,6 +40,7 @@ from aiogram.methods.base import TelegramType  # noqa: E402
 from aiogram.types import Message, Update  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from bot.analytics import Analytics  # noqa: E402
 from bot.content import load_content  # noqa: E402
 from bot.db import create_database, upgrade  # noqa: E402
 from bot.engine.engine import Engine  # noqa: E402
@@ -221,7 +222,7 @@ async def workload(
     dps = {
         "echo": echo_dispatcher(),
         "memory": build_dispatcher(settings, engine=engine, store=memory),
-        "sqlite": build_dispatcher(settings, engine=engine, store=sql),
+        "sqlite": build_dispatcher(settings, engine=engine, store=sql, analytics=Analytics(db)),
     }
     segments = Segments(script)
     echo_text = [

@@ -50,8 +50,10 @@ class Analytics:
         """(conversation, step) reached today: a step counts once per conversation and day."""
 
     def count(self, kind: str, key: str, n: int = 1) -> None:
+        if self.db is None:  # nowhere to keep them: counting would only grow memory
+            return
         self.pending[(utcnow().date(), kind, key[:200])] += n
-        if self.db is not None and (self._task is None or self._task.done()):
+        if self._task is None or self._task.done():
             with contextlib.suppress(RuntimeError):  # no running loop: flushed on close
                 self._task = asyncio.get_running_loop().create_task(self._flush_later())
 
