@@ -210,14 +210,6 @@ def test_guide_branches_on_earlier_answers(zh: Conversation) -> None:
     assert zh.position[0] == "iso9001"
 
 
-def test_view_reshows_the_current_step(engine: Engine) -> None:
-    conv = Conversation(engine, language_code="en").start("iso20000")
-    conv.press("Process")
-    assert conv.state is not None
-    [reply] = engine.view(conv.state)
-    assert "Stage 2 audit" in reply.text and reply.buttons
-
-
 def test_buttons_made_with_other_content_are_expired(engine: Engine) -> None:
     conv = Conversation(engine, language_code="en").start("iso20000")
     assert conv.state is not None

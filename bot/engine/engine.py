@@ -188,13 +188,6 @@ class Engine:
             return None
         return state.seq - seq if seq <= state.seq else None
 
-    def view(self, state: State) -> list[Reply]:
-        """The current step as it is shown (e.g. to re-send it after a restart)."""
-        turn = _Turn(state.clone())
-        self._sync(turn)
-        self._show(turn)
-        return turn.replies
-
     # --- state upkeep ---------------------------------------------------------------------------
 
     def _sync(self, turn: _Turn) -> None:

@@ -174,14 +174,6 @@ class LeadRepository:
                 )
             return Saved(lead.id, lead.reference, created=created)
 
-    async def get(self, lead_id: int) -> Lead | None:
-        async with self.db.sessions() as session:
-            return await session.get(Lead, lead_id)
-
-    async def by_reference(self, reference: str) -> Lead | None:
-        async with self.db.sessions() as session:
-            return await session.scalar(select(Lead).where(Lead.reference == reference))
-
     async def set_status(self, lead_id: int, status: str) -> Lead | None:
         if status not in LEAD_STATUSES:
             raise ValueError(f"unknown status {status!r}")
