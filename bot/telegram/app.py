@@ -64,7 +64,8 @@ def build_dispatcher(
     # middleware takes the per-chat lock of `isolation` itself.
     dp = Dispatcher(disable_fsm=True, runtime=runtime)
     dp.update.outer_middleware(ConversationMiddleware(runtime, isolation or ChatLocks()))
-    dp.include_routers(admin.build_router(), conversation.build_router(), staff_alerts.build_router())
+    # The conversation first: prospects' updates (nearly all of them) stop there.
+    dp.include_routers(conversation.build_router(), admin.build_router(), staff_alerts.build_router())
     dp.errors.register(_on_error)
     return dp
 

@@ -93,11 +93,6 @@ async def watch_content(bot: Bot, runtime: Runtime, folder: Path, *, debounce_ms
             await notify_admins(bot, runtime, report(result))
 
 
-async def reload_command(message: Message) -> bool:
-    text = message.text or ""
-    return text == "/reload" or text.startswith(("/reload ", "/reload@"))
-
-
 async def on_reload(message: Message, runtime: Runtime) -> None:
     """``/reload`` from an admin; anyone else is answered by the conversation (unknown command)."""
     result = await reload_content(runtime)

@@ -1,25 +1,21 @@
 """Admin commands: ``/reload`` the content, ``/stats`` the analytics. Only for ``ADMIN_IDS``;
-anyone else is answered as for any unknown command."""
+anyone else is answered as for any unknown command (by the conversation)."""
 
 from __future__ import annotations
 
 from aiogram import Router
 from aiogram.types import Message
 
-from bot.telegram.reload import on_reload, reload_command
+from bot.telegram.filters import admin_text
+from bot.telegram.reload import on_reload
 from bot.telegram.runtime import Runtime
 
 
-async def from_admin(message: Message, runtime: Runtime) -> bool:
-    return message.from_user is not None and message.from_user.id in runtime.settings.admin_ids
-
-
-async def stats_command(message: Message) -> bool:
-    text = message.text or ""
-    return text == "/stats" or text.startswith(("/stats ", "/stats@"))
-
-
-async def on_stats(message: Message, runtime: Runtime) -> None:
+async def on_admin_command(message: Message, runtime: Runtime) -> None:
+    word = (message.text or "").split(maxsplit=1)[0].split("@", 1)[0]
+    if word == "/reload":
+        await on_reload(message, runtime)
+        return
     if runtime.analytics is None:
         await message.answer("No analytics here (no database).", parse_mode=None)
         return
@@ -30,8 +26,7 @@ async def on_stats(message: Message, runtime: Runtime) -> None:
 
 def build_router() -> Router:
     router = Router(name="admin")
-    router.message.register(on_reload, reload_command, from_admin)
-    router.message.register(on_stats, stats_command, from_admin)
+    router.message.register(on_admin_command, admin_text)
     return router
 
 

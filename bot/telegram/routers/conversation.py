@@ -8,7 +8,7 @@ from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, Message
 
 from bot.engine.events import Event, Press, SharedContact, TextIn, Unsupported, parse_command
-from bot.telegram.filters import any_text, private_button, private_message
+from bot.telegram.filters import not_text, private_button, private_message, prospect_text
 from bot.telegram.presenter import present, respond
 from bot.telegram.runtime import ChatSession, Runtime
 
@@ -58,8 +58,8 @@ def build_router() -> Router:
     router.message.filter(private_message)
     router.edited_message.filter(private_message)
     router.callback_query.filter(private_button)
-    router.message.register(on_text, any_text)
-    router.message.register(on_other_message)
+    router.message.register(on_text, prospect_text)
+    router.message.register(on_other_message, not_text)
     router.edited_message.register(on_edited)
     router.callback_query.register(on_button)
     return router
