@@ -20,6 +20,7 @@ from bot.settings import Settings
 from bot.storage import ConversationStore, MemoryStore, SqlStore
 from bot.telegram.alerts import AlertSender
 from bot.telegram.app import build_bot, build_dispatcher, register_commands
+from bot.telegram.retry import RetryMiddleware
 
 from .conftest import FLOWS
 from .fakebot import TOKEN, FakeBotAPI
@@ -71,7 +72,7 @@ class BotRunner:
             self.store = SqlStore(self.db, flush_interval=self.flush_interval)
             self.leads = LeadRepository(self.db, staff_chat_id=settings.staff_chat_id)
             self.analytics = Analytics(self.db, flush_interval=0.05)
-        self.bot = build_bot(settings)
+        self.bot = build_bot(settings, retry=RetryMiddleware(base_pause=0.01))
         if self.leads is not None:
             self.alerts = AlertSender(self.bot, self.leads, content, base_pause=0.05)
             self.alerts.start()

@@ -274,3 +274,17 @@ async def test_questions_mid_flow_and_mid_form(api: FakeBotAPI, running: BotRunn
     assert "联系电话" in answer.visible  # and the field is asked again
     replies = await p.send("13800138000")
     assert "电子邮箱" in replies[-1].visible
+
+
+async def test_passing_bot_api_errors_are_retried(api: FakeBotAPI, running: BotRunner) -> None:
+    p = Prospect(api, 9501, language_code="en")
+    api.fail("sendMessage", 502, "Bad Gateway", times=2, chat_id=9501)
+    [welcome] = await p.send("/start")  # delivered on the third try
+    assert "certification assistant" in welcome.visible
+    api.fail("answerCallbackQuery", 429, "Too Many Requests: retry after 1", retry_after=1)
+    [intro] = await p.press("ISO/IEC 20000")
+    assert "ISO/IEC 20000" in intro.visible and p.last_query_id in api.callback_answers
+    api.fail("sendMessage", 400, "Bad Request: chat not found", times=1, chat_id=9501)
+    assert await p.send("/menu") == []  # a 400 is not retried (and nothing crashes)
+    [menu] = await p.send("/menu")
+    assert "certification assistant" in menu.visible

@@ -23,6 +23,7 @@ from bot.telegram.alerts import AlertSender
 from bot.telegram.isolation import ChatLocks
 from bot.telegram.leads import lead_effects
 from bot.telegram.middleware import ConversationMiddleware
+from bot.telegram.retry import RetryMiddleware
 from bot.telegram.routers import admin, conversation, staff_alerts
 from bot.telegram.runtime import EffectHandler, Runtime
 from bot.telegram.session import BotSession
@@ -30,11 +31,13 @@ from bot.telegram.session import BotSession
 log = logging.getLogger(__name__)
 
 
-def build_bot(settings: Settings, **session_kwargs: Any) -> Bot:
-    """A Bot on the configured Bot API server (the public one, a self-hosted one, or a fake)."""
+def build_bot(settings: Settings, *, retry: RetryMiddleware | None = None, **session_kwargs: Any) -> Bot:
+    """A Bot on the configured Bot API server (the public one, a self-hosted one, or a fake),
+    whose requests are retried when they fail for a passing reason (429, 5xx, network)."""
     if settings.bot_token is None:
         raise ValueError("BOT_TOKEN is not set")
     session = BotSession(api=TelegramAPIServer.from_base(settings.telegram_api_base), **session_kwargs)
+    session.middleware(retry or RetryMiddleware())
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
