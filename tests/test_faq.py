@@ -119,3 +119,13 @@ def test_greetings_thanks_and_chatter(engine: Engine) -> None:
     assert conv.position == ("main", "menu", 0) and conv.replies[0].buttons
     conv.send("今天股市怎么样？")
     assert "回答不了" in conv.text
+
+
+def test_little_words_are_not_guessed_at(engine: Engine) -> None:
+    matcher = engine.faq
+    assert matcher is not None
+    for text in ("是", "否", "一下", "the", "吗"):
+        assert matcher.match(text).entry is None, text
+    conv = Conversation(engine, language_code="zh").start("lead")
+    conv.send("是")  # at the consent step: not an FAQ answer, a hint with the buttons
+    assert "没有看懂" in conv.text and "✅ 同意并继续" in conv.labels

@@ -236,6 +236,14 @@ class FaqMatcher:
         question = units(text)
         if not query or not question or not self.entries or not self._foreign.isdisjoint(question):
             return Match(None, 0.0, ())
+        if all(u in _STOP_ZH or u in _STOP_EN for u in question):
+            # Nothing but little words ("是", "在吗", "hi there"): only an example said just so
+            # (a greeting) is an answer; anything else would be a guess.
+            folded = " ".join(question)
+            for entry, examples in zip(self.entries, self._examples, strict=True):
+                if entry.id != OUT_OF_SCOPE and folded in examples:
+                    return Match(entry, 1.0, (entry,))
+            return Match(None, 0.0, ())
         scores = self._bm25.get_scores(query)
         k = min(CANDIDATES, len(self.entries))
         top = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
