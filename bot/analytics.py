@@ -45,6 +45,7 @@ class Analytics:
         self.flush_interval = flush_interval
         self.pending: Counter[tuple[date, str, str]] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
         self._seen_day: date | None = None
         self._seen: set[tuple[str, str]] = set()
         """(conversation, step) reached today: a step counts once per conversation and day."""
@@ -82,6 +83,10 @@ class Analytics:
         await self.flush()
 
     async def flush(self) -> None:
+        async with self._lock:  # one write at a time, so a reader after flush() sees everything
+            await self._flush()
+
+    async def _flush(self) -> None:
         if self.db is None or not self.pending:
             return
         batch, self.pending = self.pending, Counter()
@@ -109,6 +114,7 @@ class Analytics:
         """Counts of the last ``days`` days (today included), database and pending together."""
         since = utcnow().date() - timedelta(days=days - 1)
         out = Totals(days=days)
+        await self.flush()
         if self.db is not None:
             async with self.db.sessions() as session:
                 rows = await session.execute(

@@ -82,6 +82,19 @@ def normalise(text: str) -> str:
 
 
 _normalise_label = functools.lru_cache(maxsize=4096)(normalise)
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_words(label: str) -> tuple[str, ...]:
+    return tuple(w for w in re.split(r"[\W_]+", label.casefold()) if w)
+
+
+def _words_in(typed: str, words: tuple[str, ...]) -> bool:
+    """Whether every word typed is one of the label's words."""
+    wanted = _label_words(typed)
+    return bool(wanted) and all(w in words for w in wanted)
+
+
 """Labels recur at every turn; typed text does not, so only labels are remembered."""
 
 
@@ -604,7 +617,16 @@ class Engine:
                 return code
         if exact or len(word) < 2:
             return None
-        hits = {code for label, code in labelled if word in label}
+        if word.isascii():
+            # Whole words only: "hi" must not pick "Not sure which one?".
+            hits = {
+                code
+                for row in rows
+                for label, code, _ in row
+                if code is not None and _words_in(text, _label_words(label))
+            }
+        else:
+            hits = {code for label, code in labelled if word in label}
         return hits.pop() if len(hits) == 1 else None
 
     # --- showing --------------------------------------------------------------------------------
