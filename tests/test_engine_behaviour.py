@@ -239,3 +239,10 @@ def test_an_unanswered_question_goes_with_the_enquiry(engine: Engine) -> None:
     [effect] = conv.effects
     assert effect.data["answers"]["question"] == "你们办公室有<停车位>吗"
     assert conv.state is not None and "question" not in conv.state.answers["contact"]
+
+
+def test_english_words_pick_buttons_only_whole(en: Conversation) -> None:
+    en.send("hi")  # "which" in "Not sure which one?" contains "hi": not a match
+    assert en.position == ("main", "menu", 0) and "Hello" in en.text
+    en.send("not sure")
+    assert en.position == ("main", "guide_business", 0)
