@@ -297,3 +297,15 @@ async def test_shared_contact_in_telegram(api: FakeBotAPI, running: BotRunner) -
     )
     assert replies[0].reply_markup == {"remove_keyboard": True} and "OK" in replies[0].visible
     assert "E-mail" in replies[-1].visible
+
+
+async def test_a_new_submission_after_forget_is_a_new_lead(api: FakeBotAPI, running: BotRunner) -> None:
+    # /forget deletes the conversation, so its sequence numbers start over: submissions must
+    # still not be mistaken for the earlier one.
+    p = Prospect(api, 8010, language_code="zh")
+    await enquire(p, "周先生", "13912345678")
+    [confirm] = await p.send("/forget")
+    await p.press("确认删除", confirm)
+    await enquire(p, "周先生", "13912345679")
+    rows = await leads(running)
+    assert len(rows) == 2 and rows[1].phone == "+8613912345679"

@@ -223,14 +223,12 @@ class Content:
         return self.localise(text, locale) in self._static
 
     def t(self, key: str, locale: str, **context: Any) -> str:
-        """A common text. Small contexts (page numbers...) are remembered: they recur a lot."""
-        if not context:
+        """A common text. Texts that take only numbers (page 2 of 3...) are remembered: they recur
+        at every turn, while names and reference numbers would only fill the memo."""
+        if not all(type(v) is int for v in context.values()):
             return self.render(self.texts[key], locale, context)
         memo_key = (key, locale, *context.items())
-        try:
-            hit = self._memo.get(memo_key)
-        except TypeError:  # unhashable values
-            return self.render(self.texts[key], locale, context)
+        hit = self._memo.get(memo_key)
         if hit is None:
             hit = self.render(self.texts[key], locale, context)
             if len(self._memo) < 10_000:

@@ -311,7 +311,6 @@ class Engine:
                 "origin_answers": dict(st.answers.get(origin, {})) if origin else {},
                 "locale": st.locale,
                 "content_version": self.content.version,
-                "seq": st.seq,
             },
         )
 

@@ -21,9 +21,10 @@ def lead_effects(repo: LeadRepository, alerts: AlertSender | None, content: Cont
             return []
         if effect.name not in LEAD_EFFECTS:
             return []
-        # The state's sequence number at the hand-over identifies this submission: a double tap,
-        # a redelivered update or a replay after a restart carries the same one.
-        key = f"{chat.key}:{effect.data.get('seq')}"
+        # The update that submitted identifies the submission: a redelivered update, or one
+        # replayed after a crash, has the same id; ids never repeat, even after /forget or a purge
+        # (a double tap is a stale button and submits nothing).
+        key = f"{chat.key}:{chat.update_id}"
         submission = LeadSubmission.from_effect(
             effect,
             key=key,

@@ -69,8 +69,6 @@ async def present(
     content = runtime.engine.content
     notices: list[str] = []
     for effect in result.effects:
-        if effect.name == "forget":
-            chat.forgotten = True  # the conversation record is deleted, not saved
         try:
             for handler in runtime.effect_handlers:
                 notices.extend(await handler(effect, chat, user))
@@ -79,6 +77,8 @@ async def present(
             locale = chat.state.locale if chat.state else result.state.locale
             await bot.send_message(chat_id=chat_id, text=content.t("save_failed", locale))
             return
+        if effect.name == "forget":
+            chat.forgotten = True  # only once the leads are cleared: then the conversation goes too
     before = chat.state
     if runtime.analytics is not None:
         runtime.analytics.observe(content, chat.key, before, result)
