@@ -138,22 +138,33 @@ class Totals:
     def of(self, kind: str) -> list[tuple[str, int]]:
         return sorted(((k, n) for (t, k), n in self.counts.items() if t == kind), key=lambda x: (-x[1], x[0]))
 
-    def report(self, content: Content, locale: str) -> str:
-        """A plain-text summary for admins: each scheme's funnel, FAQ hits, open questions."""
+    def funnels(self, content: Content, locale: str) -> list[Funnel]:
+        """Per scheme: how many started, reached each step (with the drop from the step before)
+        and left a lead."""
         steps = dict(self.of("step"))
         starts = dict(self.of("flow"))
         leads = dict(self.of("lead"))
-        lines = [f"Last {self.days} days"]
+        out = []
         for fid, flow in content.flows.items():
             if flow.kind != "scheme":
                 continue
-            title = content.localise(flow.title, locale)
-            lines.append(f"\n{title}: {starts.get(fid, 0)} started, {leads.get(fid, 0)} leads")
-            first = starts.get(fid, 0) or 1
+            started = starts.get(fid, 0)
+            rows, previous = [], started
             for sid in flow.steps:
                 n = steps.get(f"{fid}.{sid}", 0)
                 if n:
-                    lines.append(f"  {sid}: {n} ({n / first:.0%})")
+                    drop = max(0, previous - n) / previous if previous else 0.0
+                    rows.append(FunnelStep(sid, n, n / (started or 1), drop))
+                    previous = n
+            out.append(Funnel(fid, content.localise(flow.title, locale), started, leads.get(fid, 0), rows))
+        return out
+
+    def report(self, content: Content, locale: str) -> str:
+        """A plain-text summary for admins: each scheme's funnel, FAQ hits, open questions."""
+        lines = [f"Last {self.days} days"]
+        for funnel in self.funnels(content, locale):
+            lines.append(f"\n{funnel.title}: {funnel.started} started, {funnel.leads} leads")
+            lines += [f"  {st.step}: {st.count} ({st.share:.0%})" for st in funnel.steps]
         faq = self.of("faq")[:10]
         if faq:
             lines.append("\nFAQ answers: " + ", ".join(f"{k} {n}" for k, n in faq))
@@ -163,3 +174,22 @@ class Totals:
                 lines.append(f"\n{heading}:")
                 lines += [f"  {n}× {k}" for k, n in rows]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    step: str
+    count: int
+    share: float
+    """Of those who started the flow."""
+    drop: float
+    """Lost since the step before (or the start)."""
+
+
+@dataclass(frozen=True)
+class Funnel:
+    flow: str
+    title: str
+    started: int
+    leads: int
+    steps: list[FunnelStep]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.staff.accounts import StaffAccounts
+
+T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Certification enquiry bot.")
 flows_app = typer.Typer(no_args_is_help=True, help="Content in flows/.")
@@ -193,11 +199,11 @@ def run() -> None:
     from aiogram.utils.token import TokenValidationError
 
     from bot.content import ContentError
-    from bot.telegram.polling import run_polling
+    from bot.service import run as run_service
 
     _logging(settings.log_level)
     try:
-        asyncio.run(run_polling(settings))
+        asyncio.run(run_service(settings))
     except ContentError as e:
         typer.echo("The content in flows/ has problems; the bot will not start:\n" + str(e), err=True)
         raise typer.Exit(1) from None
@@ -206,6 +212,93 @@ def run() -> None:
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         pass
+
+
+staff_app = typer.Typer(no_args_is_help=True, help="Web dashboard accounts for sales staff.")
+app.add_typer(staff_app, name="staff")
+
+
+def _password(stdin: bool) -> str:
+    import sys
+
+    if stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    value: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return value
+
+
+def _accounts_run(job: Callable[[StaffAccounts], Awaitable[T]]) -> T:
+    import asyncio
+
+    from bot.db import create_database
+    from bot.db.migrate import upgrade_sync
+    from bot.staff.accounts import StaffAccounts
+
+    settings = Settings()
+    upgrade_sync(settings.database_url)
+
+    async def go() -> T:
+        db = create_database(settings.database_url)
+        try:
+            return await job(StaffAccounts(db))
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+@staff_app.command("add")
+def staff_add(
+    name: Annotated[str, typer.Argument(help="Sign-in name (letters a-z, digits, . _ -)")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+) -> None:
+    """Create a dashboard account (the password is stored as an argon2 hash)."""
+    from bot.staff.accounts import AccountError, check_name, check_password
+
+    try:
+        check_name(name)
+        password = _password(password_stdin)
+        check_password(password)
+        _accounts_run(lambda accounts: accounts.add(name, password))
+    except AccountError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"account {check_name(name)} created")
+
+
+@staff_app.command("passwd")
+def staff_passwd(
+    name: str,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Set a new password (signs the account out everywhere, lifts a lock)."""
+    from bot.staff.accounts import AccountError
+
+    try:
+        password = _password(password_stdin)
+        _accounts_run(lambda accounts: accounts.set_password(name, password))
+    except AccountError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(1) from None
+    typer.echo("password changed")
+
+
+@staff_app.command("remove")
+def staff_remove(name: str) -> None:
+    """Delete an account (and its sessions)."""
+    if not _accounts_run(lambda accounts: accounts.remove(name)):
+        typer.echo(f"no account {name}", err=True)
+        raise typer.Exit(1)
+    typer.echo("account removed")
+
+
+@staff_app.command("list")
+def staff_list() -> None:
+    """The dashboard accounts."""
+    for name in _accounts_run(lambda accounts: accounts.names()):
+        typer.echo(name)
 
 
 def main() -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.hours import WorkingHours
 
 PUBLIC_BOT_API = "https://api.telegram.org"
 
@@ -31,6 +34,38 @@ class Settings(BaseSettings):
     state_flush_ms: int = Field(
         default=50, ge=0, description="Write conversation changes behind, every N ms (0: at once)"
     )
+
+    web_enabled: bool = Field(default=True, description="Serve the staff web dashboard")
+    web_host: str = Field(default="127.0.0.1", description="Address the dashboard listens on")
+    web_port: int = Field(default=8080, ge=0, le=65535, description="Port of the dashboard (0: any free)")
+    web_cookie_secure: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (set when behind TLS)"
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="Staff's time zone (working hours, stats)")
+    working_hours: str = Field(
+        default="mon-fri 09:00-18:00",
+        description="When consultants answer live chats, e.g. 'mon-fri 09:00-18:00; sat 10:00-12:00'",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        WorkingHours.parse(value)
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def hours(self) -> WorkingHours:
+        return WorkingHours.parse(self.working_hours, self.zone)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import sys
 from pathlib import Path
+
+import aiohttp
 
 from .conftest import FLOWS, ROOT
 from .fakebot import TOKEN, FakeBotAPI, Prospect
@@ -20,6 +23,8 @@ def _env(api: FakeBotAPI, tmp_path: Path, **extra: str) -> dict[str, str]:
         TELEGRAM_API_BASE=api.base_url,
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.db'}",
         LOG_LEVEL="INFO",
+        WEB_PORT="0",
+        WATCH_FLOWS="false",
         **extra,
     )
     return env
@@ -39,6 +44,13 @@ async def test_run_polls_answers_and_stops_cleanly_on_ctrl_c(api: FakeBotAPI, tm
             assert line, log.decode()
             log += line
         assert b"bot @cert_test_bot is running" in log
+        # The staff dashboard is served by the same process: signed out, a page leads to sign-in.
+        match = re.search(rb"staff dashboard on (http://127\.0\.0\.1:\d+)/", log)
+        assert match, log.decode()
+        url = match.group(1).decode() + "/leads"
+        async with aiohttp.ClientSession() as http, http.get(url, allow_redirects=False) as response:
+            assert response.status == 303
+            assert response.headers["Location"].startswith("/login?next=")
         assert TOKEN.encode() not in log  # the token is never logged
         p = Prospect(api, 5001, language_code="en")
         await api.push(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal, TextIO
 
 from sqlalchemy import RowMapping
 
+from bot.leads.browse import LeadQuery
 from bot.leads.repository import LeadRepository
 
 Format = Literal["csv", "jsonl"]
@@ -40,6 +43,10 @@ COLUMNS = (
 )
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+TYPED_BY_PROSPECTS = ("company", "contact_name", "city", "note", "question", "assigned_to")
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat(sep=" ", timespec="seconds")
@@ -47,11 +54,53 @@ def _cell(value: Any) -> Any:
 
 
 def flat(row: RowMapping) -> dict[str, Any]:
-    """One lead as export columns: lists joined, the self-check reduced to its gaps."""
+    """One lead as export columns: lists joined, the self-check reduced to its gaps, and what a
+    prospect typed kept from running as a spreadsheet formula (a leading ' before = + - @)."""
     out = {name: _cell(row[name]) for name in COLUMNS if name in row}
     out["schemes"] = ";".join(row["schemes"] or [])
     out["selfcheck_gaps"] = ";".join(k for k, met in (row["selfcheck"] or {}).items() if met is False)
+    for name in TYPED_BY_PROSPECTS:
+        value = out.get(name)
+        if isinstance(value, str) and value.startswith(FORMULA_START):
+            out[name] = "'" + value
     return out
+
+
+async def export_chunks(
+    repo: LeadRepository,
+    *,
+    fmt: Format = "csv",
+    since: datetime | None = None,
+    status: str | None = None,
+    query: LeadQuery | None = None,
+    bom: bool = False,
+    rows_per_chunk: int = 500,
+) -> AsyncIterator[tuple[str, int]]:
+    """The export as text chunks with the number of leads in each, for a file or an HTTP stream.
+    ``bom``: the byte order mark Excel wants."""
+    buffer = io.StringIO()
+    if bom:
+        buffer.write("\ufeff")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\r\n")
+    if fmt == "csv":
+        writer.writeheader()
+    count = 0
+    async for row in repo.stream(since=since, status=status, query=query):
+        record = flat(row)
+        if fmt == "csv":
+            writer.writerow(record)
+        else:
+            record["selfcheck"] = row["selfcheck"] or {}
+            record["schemes"] = row["schemes"] or []
+            buffer.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        count += 1
+        if count == rows_per_chunk:
+            yield buffer.getvalue(), count
+            buffer.seek(0)
+            buffer.truncate()
+            count = 0
+    if buffer.tell() or count:
+        yield buffer.getvalue(), count
 
 
 async def export_leads(
@@ -61,24 +110,13 @@ async def export_leads(
     fmt: Format = "csv",
     since: datetime | None = None,
     status: str | None = None,
+    query: LeadQuery | None = None,
     bom: bool = False,
 ) -> int:
-    """Write the leads to ``out``; return how many. ``bom``: the byte order mark Excel wants."""
-    if bom:
-        out.write("\ufeff")
-    count = 0
-    if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\r\n")
-        writer.writeheader()
-        async for row in repo.stream(since=since, status=status):
-            writer.writerow(flat(row))
-            count += 1
-    else:
-        async for row in repo.stream(since=since, status=status):
-            record = flat(row)
-            record["selfcheck"] = row["selfcheck"] or {}
-            record["schemes"] = row["schemes"] or []
-            out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-            count += 1
+    """Write the leads to ``out``; return how many."""
+    total = 0
+    async for chunk, count in export_chunks(repo, fmt=fmt, since=since, status=status, query=query, bom=bom):
+        out.write(chunk)
+        total += count
     out.flush()
-    return count
+    return total

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import RowMapping, delete, select, update
 
 from bot.db.engine import Database
-from bot.db.models import LEAD_STATUSES, OPEN_STATUSES, Lead, Outbox, Submission, utcnow
+from bot.db.models import LEAD_STATUSES, OPEN_STATUSES, Lead, LeadEvent, Outbox, Submission, utcnow
 from bot.engine.events import Effect
+from bot.leads.browse import LeadPage, LeadQuery, LeadStats, filtered, lead_stats, list_leads
 
 RETURNING_DAYS = 30
 """A prospect's new submission updates their open lead from the last 30 days (see README)."""
 TRANSCRIPT_LIMIT = 60
+NOTE_LIMIT = 2000
 PERSONAL_FIELDS = (
     "company",
     "contact_name",
@@ -174,22 +176,60 @@ class LeadRepository:
                 )
             return Saved(lead.id, lead.reference, created=created)
 
-    async def set_status(self, lead_id: int, status: str) -> Lead | None:
+    # --- staff: changes, each recorded as an event (who, what, when) -------------------------------
+
+    async def get(self, lead_id: int) -> Lead | None:
+        async with self.db.sessions() as session:
+            return await session.get(Lead, lead_id)
+
+    async def by_reference(self, reference: str) -> Lead | None:
+        """``L000123``, ``Q000045`` or the bare number."""
+        ref = reference.strip().upper()
+        if ref.isdigit():
+            return await self.get(int(ref))
+        async with self.db.sessions() as session:
+            return await session.scalar(select(Lead).where(Lead.reference == ref))
+
+    async def events(self, lead_id: int, limit: int = 200) -> list[LeadEvent]:
+        """The lead's history, newest first."""
+        async with self.db.sessions() as session:
+            rows = await session.scalars(
+                select(LeadEvent)
+                .where(LeadEvent.lead_id == lead_id)
+                .order_by(LeadEvent.id.desc())
+                .limit(limit)
+            )
+            return list(rows)
+
+    async def set_status(self, lead_id: int, status: str, *, actor: str = "system") -> Lead | None:
         if status not in LEAD_STATUSES:
             raise ValueError(f"unknown status {status!r}")
-        return await self._update(lead_id, status=status)
+        return await self._change(lead_id, "status", status, actor)
 
-    async def assign(self, lead_id: int, who: str) -> Lead | None:
-        return await self._update(lead_id, assigned_to=who[:100])
+    async def assign(self, lead_id: int, who: str, *, actor: str | None = None) -> Lead | None:
+        return await self._change(lead_id, "assign", who[:100], actor or who)
 
-    async def _update(self, lead_id: int, **values: Any) -> Lead | None:
+    async def add_note(self, lead_id: int, text: str, *, actor: str) -> Lead | None:
+        text = text.strip()[:NOTE_LIMIT]
+        if not text:
+            raise ValueError("empty note")
+        return await self._change(lead_id, "note", text, actor)
+
+    async def _change(self, lead_id: int, kind: str, value: str, actor: str) -> Lead | None:
+        """Apply one change and record it; a change to what is already there records nothing."""
+        now = utcnow()
         async with self.db.write() as session:
             lead = await session.get(Lead, lead_id)
             if lead is None:
                 return None
-            for key, value in values.items():
-                setattr(lead, key, value)
-            lead.updated_at = utcnow()
+            attr = {"status": "status", "assign": "assigned_to"}.get(kind)
+            old = getattr(lead, attr) if attr else None
+            if attr is not None and old == value:
+                return lead
+            if attr is not None:
+                setattr(lead, attr, value)
+            lead.updated_at = now
+            session.add(LeadEvent(lead_id=lead_id, kind=kind, actor=actor[:100], old=old, new=value, at=now))
             return lead
 
     async def forget(self, telegram_user_id: int) -> int:
@@ -248,18 +288,33 @@ class LeadRepository:
     # --- export -------------------------------------------------------------------------------
 
     async def stream(
-        self, *, since: datetime | None = None, status: str | None = None, batch: int = 2000
+        self,
+        *,
+        since: datetime | None = None,
+        status: str | None = None,
+        query: LeadQuery | None = None,
+        batch: int = 2000,
     ) -> AsyncIterator[RowMapping]:
         """Every matching lead as a row mapping, oldest first, fetched in batches: memory stays
-        flat however many leads there are."""
+        flat however many leads there are. ``query``: the dashboard's search and filters."""
         table = Lead.__table__
-        query = select(table).order_by(table.c.id).execution_options(yield_per=batch)
+        statement = select(table).order_by(table.c.id).execution_options(yield_per=batch)
+        if query is not None:
+            statement = filtered(self.db, query, statement)
         if since is not None:
-            query = query.where(table.c.created_at >= since)
+            statement = statement.where(table.c.created_at >= since)
         if status is not None:
-            query = query.where(table.c.status == status)
+            statement = statement.where(table.c.status == status)
         async with self.db.engine.connect() as conn:
-            result = await conn.stream(query)
+            result = await conn.stream(statement)
             async for partition in result.mappings().partitions(batch):
                 for row in partition:
                     yield row
+
+    # --- the staff's list and figures -------------------------------------------------------------
+
+    async def search(self, query: LeadQuery) -> LeadPage:
+        return await list_leads(self.db, query)
+
+    async def stats(self, *, zone: tzinfo = UTC, days: int = 30, weeks: int = 8) -> LeadStats:
+        return await lead_stats(self.db, zone=zone, days=days, weeks=weeks)

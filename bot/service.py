@@ -1,0 +1,188 @@
+"""The whole bot process, assembled in one place: ``python -m bot run`` and the tests use it.
+
+``start()`` checks the content, migrates the database, and starts what runs beside the updates:
+the staff alert sender, the web dashboard, the content watcher and the idle-conversation purge.
+``poll()`` then takes updates until stopped; ``stop()`` flushes and closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from aiohttp import web
+
+from bot.analytics import Analytics
+from bot.content import Content, load_content
+from bot.db import create_database, upgrade
+from bot.db.engine import Database
+from bot.engine.engine import Engine
+from bot.leads.repository import LeadRepository
+from bot.settings import Settings
+from bot.staff.accounts import StaffAccounts
+from bot.storage import ConversationStore, MemoryStore, SqlStore
+from bot.telegram.alerts import AlertSender
+from bot.telegram.app import build_bot, build_dispatcher, register_commands
+from bot.telegram.reload import watch_content
+from bot.telegram.retry import RetryMiddleware
+from bot.telegram.runtime import Runtime
+from bot.web.app import build_web_app, start_web
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tuning:
+    """Timings the tests shorten; the defaults are for production."""
+
+    flush_interval: float | None = None
+    """Conversation write-behind (default: ``STATE_FLUSH_MS``)."""
+    analytics_flush: float = 5.0
+    retry_base_pause: float = 0.5
+    alert_base_pause: float = 2.0
+    purge_every: float = 3600.0
+
+
+class Service:
+    def __init__(self, settings: Settings, *, memory: bool = False, tuning: Tuning | None = None) -> None:
+        self.settings = settings
+        self.memory = memory
+        """Keep conversations in memory only, with no database (leads, alerts, web are off)."""
+        self.tuning = tuning or Tuning()
+        self.db: Database | None = None
+        self.store: ConversationStore | None = None
+        self.leads: LeadRepository | None = None
+        self.analytics: Analytics | None = None
+        self.accounts: StaffAccounts | None = None
+        self.alerts: AlertSender | None = None
+        self.bot: Bot | None = None
+        self.dp: Dispatcher | None = None
+        self.web: web.AppRunner | None = None
+        self.web_port: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def runtime(self) -> Runtime:
+        assert self.dp is not None, "not started"
+        runtime: Runtime = self.dp["runtime"]
+        return runtime
+
+    @property
+    def content(self) -> Content:
+        return self.runtime.engine.content
+
+    async def start(self) -> Service:
+        settings, tuning = self.settings, self.tuning
+        content = load_content(settings.flows_dir)  # ContentError: the caller prints the problems
+        if self.memory:
+            self.store = MemoryStore()
+        else:
+            await upgrade(settings.database_url)
+            self.db = db = create_database(settings.database_url)
+            flush = (
+                tuning.flush_interval if tuning.flush_interval is not None else settings.state_flush_ms / 1000
+            )
+            self.store = SqlStore(db, flush_interval=flush)
+            self.leads = LeadRepository(db, staff_chat_id=settings.staff_chat_id)
+            self.analytics = Analytics(db, flush_interval=tuning.analytics_flush)
+            self.accounts = StaffAccounts(db)
+        self.bot = bot = build_bot(settings, retry=RetryMiddleware(base_pause=tuning.retry_base_pause))
+        if self.leads is not None and settings.staff_chat_id is not None:
+            self.alerts = AlertSender(bot, self.leads, content, base_pause=tuning.alert_base_pause)
+        engine = Engine(
+            content, default_locale=settings.default_locale, retention_days=settings.retention_days
+        )
+        self.dp = build_dispatcher(
+            settings,
+            engine=engine,
+            store=self.store,
+            leads=self.leads,
+            alerts=self.alerts,
+            analytics=self.analytics,
+        )
+        if self.alerts is not None:
+            self.alerts.start()
+        if isinstance(self.store, SqlStore):
+            self._spawn(purge_idle_conversations(self.store, settings.retention_days, tuning.purge_every))
+        if settings.watch_flows:
+            self._spawn(watch_content(bot, self.runtime, settings.flows_dir))
+        if settings.web_enabled and self.leads is not None and self.accounts is not None:
+            app = build_web_app(
+                settings,
+                leads=self.leads,
+                accounts=self.accounts,
+                content=lambda: self.runtime.engine.content,
+                analytics=self.analytics,
+            )
+            self.web, self.web_port = await start_web(app, settings.web_host, settings.web_port)
+            log.info("staff dashboard on http://%s:%s/", settings.web_host, self.web_port)
+        return self
+
+    def _spawn(self, job: object) -> None:
+        self._tasks.append(asyncio.create_task(job))  # type: ignore[arg-type]
+
+    async def announce(self) -> None:
+        """Register the command menus and log who the bot is."""
+        assert self.bot is not None
+        await register_commands(self.bot, self.content)
+        me = await self.bot.get_me()
+        dialect = self.db.engine.dialect.name if self.db else "memory"
+        log.info("bot @%s is running (content %s, %s)", me.username, self.content.version, dialect)
+        if self.settings.staff_chat_id is None:
+            log.warning("STAFF_CHAT_ID is not set: leads are saved, but no staff alert is sent")
+
+    async def poll(self, *, handle_signals: bool = True, polling_timeout: int = 10) -> None:
+        assert self.dp is not None and self.bot is not None
+        await self.dp.start_polling(
+            self.bot, handle_signals=handle_signals, polling_timeout=polling_timeout, close_bot_session=False
+        )
+
+    async def stop(self, *, crash: bool = False) -> None:
+        """Stop everything; ``crash``: drop what is still queued for the database (as if killed)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.alerts is not None:
+            await self.alerts.stop()
+        if self.web is not None:
+            await self.web.cleanup()
+            self.web = None
+        if crash and isinstance(self.store, SqlStore):
+            self.store._dirty.clear()
+        if self.bot is not None:
+            await self.bot.session.close()
+        if self.analytics is not None:
+            await self.analytics.close()
+        if self.store is not None:
+            await self.store.close()
+        if self.db is not None:
+            await self.db.dispose()
+
+
+async def run(settings: Settings) -> None:
+    """``python -m bot run``: start, poll until Ctrl-C, stop cleanly."""
+    service = Service(settings)
+    try:
+        await service.start()
+        await service.announce()
+        await service.poll(handle_signals=True)
+    finally:
+        await service.stop()
+
+
+async def purge_idle_conversations(store: SqlStore, days: int, every: float = 3600.0) -> None:
+    """Delete idle conversations (and the unfinished forms in them) once an hour."""
+    while True:
+        try:
+            purged = await store.purge(days)
+            if purged:
+                log.info("deleted %d conversations idle for %d days", purged, days)
+        except Exception:
+            log.exception("purging idle conversations failed")
+        await asyncio.sleep(every)

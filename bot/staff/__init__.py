@@ -1,0 +1,1 @@
+"""Sales staff: who is staff, web accounts and sessions, live handoff."""

@@ -1,0 +1,170 @@
+"""Web dashboard accounts and sign-in sessions.
+
+Passwords are argon2id hashes (argon2-cffi). Repeated failures lock the account for a while,
+growing with each further failure; an unknown name costs as much time as a known one. A session
+cookie holds a random token; only its SHA-256 is stored, with the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+
+from bot.db.engine import Database
+from bot.db.models import StaffUser, WebSession, utcnow
+
+MIN_PASSWORD = 10
+FREE_FAILURES = 5
+"""Failures allowed before the account locks."""
+BASE_LOCK = timedelta(seconds=30)
+MAX_LOCK = timedelta(minutes=15)
+SESSION_DAYS = 7
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+_hasher = PasswordHasher()
+_DUMMY = _hasher.hash("an unused password, for timing")
+
+
+class AccountError(ValueError):
+    pass
+
+
+def check_name(name: str) -> str:
+    name = name.strip().lower()
+    if not 2 <= len(name) <= 64 or not set(name) <= NAME_CHARS:
+        raise AccountError("a name is 2–64 characters: letters a–z, digits, '.', '_' or '-'")
+    return name
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"a password has at least {MIN_PASSWORD} characters")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignIn:
+    user: StaffUser | None
+    locked_until: datetime | None = None
+    """Set when the account is locked after repeated failures (the password was not checked)."""
+
+
+@dataclass(frozen=True)
+class WebIdentity:
+    user_id: int
+    name: str
+    csrf: str
+
+
+class StaffAccounts:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, name: str, password: str) -> StaffUser:
+        name = check_name(name)
+        check_password(password)
+        async with self.db.write() as session:
+            if await session.scalar(select(StaffUser).where(StaffUser.name == name)) is not None:
+                raise AccountError(f"{name} already exists")
+            user = StaffUser(name=name, password_hash=_hasher.hash(password), active=True, failed_logins=0)
+            session.add(user)
+            return user
+
+    async def set_password(self, name: str, password: str) -> None:
+        check_password(password)
+        async with self.db.write() as session:
+            user = await session.scalar(select(StaffUser).where(StaffUser.name == check_name(name)))
+            if user is None:
+                raise AccountError(f"no account {name}")
+            user.password_hash = _hasher.hash(password)
+            user.failed_logins = 0
+            user.locked_until = None
+            await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+
+    async def remove(self, name: str) -> bool:
+        async with self.db.write() as session:
+            result = await session.execute(delete(StaffUser).where(StaffUser.name == check_name(name)))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def names(self) -> list[str]:
+        async with self.db.sessions() as session:
+            return list(await session.scalars(select(StaffUser.name).order_by(StaffUser.name)))
+
+    async def sign_in(self, name: str, password: str) -> SignIn:
+        now = utcnow()
+        key = name.strip().lower()[:64]
+        async with self.db.write() as session:
+            user = await session.scalar(select(StaffUser).where(StaffUser.name == key))
+            if user is None or not user.active:
+                _verify(_DUMMY, password)  # the same time as for a real account
+                return SignIn(None)
+            if user.locked_until is not None and _aware(user.locked_until) > now:
+                return SignIn(None, locked_until=_aware(user.locked_until))
+            if not _verify(user.password_hash, password):
+                user.failed_logins += 1
+                over = user.failed_logins - FREE_FAILURES
+                if over >= 0:
+                    user.locked_until = now + min(MAX_LOCK, BASE_LOCK * 2**over)
+                return SignIn(None, locked_until=user.locked_until)
+            user.failed_logins = 0
+            user.locked_until = None
+            user.last_login_at = now
+            if _hasher.check_needs_rehash(user.password_hash):
+                user.password_hash = _hasher.hash(password)
+            return SignIn(user)
+
+    async def open_session(self, user_id: int) -> tuple[str, str]:
+        """A new session: (cookie token, CSRF token)."""
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = utcnow()
+        async with self.db.write() as session:
+            await session.execute(delete(WebSession).where(WebSession.expires_at < now))
+            session.add(
+                WebSession(
+                    token_hash=_digest(token),
+                    user_id=user_id,
+                    csrf=csrf,
+                    created_at=now,
+                    expires_at=now + timedelta(days=SESSION_DAYS),
+                )
+            )
+        return token, csrf
+
+    async def identify(self, token: str) -> WebIdentity | None:
+        if not token or len(token) > 100:
+            return None
+        async with self.db.sessions() as session:
+            row = (
+                await session.execute(
+                    select(WebSession.csrf, WebSession.expires_at, StaffUser.id, StaffUser.name)
+                    .join(StaffUser, StaffUser.id == WebSession.user_id)
+                    .where(WebSession.token_hash == _digest(token), StaffUser.active.is_(True))
+                )
+            ).first()
+        if row is None or _aware(row.expires_at) <= utcnow():
+            return None
+        return WebIdentity(user_id=row.id, name=row.name, csrf=row.csrf)
+
+    async def close_session(self, token: str) -> None:
+        async with self.db.write() as session:
+            await session.execute(delete(WebSession).where(WebSession.token_hash == _digest(token)))
+
+
+def _verify(hashed: str, password: str) -> bool:
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -1,0 +1,361 @@
+"""The staff web dashboard, served by the bot process (aiohttp and jinja2, no front-end framework).
+
+Pages: sign-in, the lead list (search, filters, sorting, pages, CSV export), a lead (details,
+transcript, status, assignment, notes and their history), and an overview (leads per day and week,
+per scheme and status; each flow's funnel, FAQ hits and unanswered questions).
+
+Security: argon2 password hashes with a lock after repeated failures (and a limit per address),
+an HttpOnly SameSite session cookie whose token is stored hashed, a CSRF token on every form
+(double-submit cookie on the sign-in form), a strict Content-Security-Policy, no caching of pages.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+
+from bot.analytics import Analytics
+from bot.content import Content
+from bot.db.models import LEAD_STATUSES, Lead
+from bot.leads.browse import LeadQuery
+from bot.leads.export import export_chunks
+from bot.leads.repository import NOTE_LIMIT, LeadRepository
+from bot.settings import Settings
+from bot.staff.accounts import SESSION_DAYS, StaffAccounts, WebIdentity
+from bot.telegram.alerts import alert_context
+from bot.web.i18n import translator
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "sid"
+LOGIN_COOKIE = "login_csrf"
+IP_FAILURES = 20
+"""Failed sign-ins from one address within ``IP_WINDOW`` seconds before it must wait."""
+IP_WINDOW = 600.0
+PUBLIC = ("/login", "/static/", "/healthz")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Dashboard:
+    settings: Settings
+    leads: LeadRepository
+    accounts: StaffAccounts
+    content: Callable[[], Content]
+    """The content now serving (it changes when flows/ is reloaded)."""
+    analytics: Analytics | None = None
+    templates: jinja2.Environment = field(init=False)
+    failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+
+    def __post_init__(self) -> None:
+        self.locale = self.settings.default_locale
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.templates.globals.update(_=translator(self.locale), statuses=LEAD_STATUSES, urlencode=urlencode)
+        self.templates.filters["when"] = self._when
+
+    def _when(self, moment: datetime | None) -> str:
+        if moment is None:
+            return "—"
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=self.settings.zone)
+        return aware.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M")
+
+    def render(self, request: web.Request, name: str, *, status: int = 200, **context: Any) -> web.Response:
+        identity: WebIdentity | None = request.get("identity")
+        html = self.templates.get_template(name).render(
+            identity=identity, csrf=identity.csrf if identity else "", path=request.path, **context
+        )
+        return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+
+    # --- signing in and out --------------------------------------------------------------------------
+
+    async def login_page(self, request: web.Request) -> web.StreamResponse:
+        if request.get("identity") is not None:
+            raise web.HTTPSeeOther("/leads")
+        return self._login_form(request, error=None)
+
+    def _login_form(self, request: web.Request, *, error: str | None, status: int = 200) -> web.Response:
+        token = secrets.token_urlsafe(24)
+        response = self.render(
+            request,
+            "login.html",
+            status=status,
+            login_csrf=token,
+            error=error,
+            next=_safe_next(request.query.get("next")),
+        )
+        response.set_cookie(
+            LOGIN_COOKIE,
+            token,
+            httponly=True,
+            samesite="Strict",
+            secure=self.settings.web_cookie_secure,
+            path="/login",
+            max_age=3600,
+        )
+        return response
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        _ = translator(self.locale)
+        cookie = request.cookies.get(LOGIN_COOKIE, "")
+        if not cookie or not hmac.compare_digest(str(form.get("csrf", "")), cookie):
+            return self._login_form(request, error=_("The form has expired. Please try again."), status=403)
+        address = request.remote or "?"
+        recent = self.failures[address]
+        now = time.monotonic()
+        while recent and recent[0] < now - IP_WINDOW:
+            recent.popleft()
+        if len(recent) >= IP_FAILURES:
+            message = _("Too many failed attempts from this address. Try again in a few minutes.")
+            return self._login_form(request, error=message, status=429)
+        result = await self.accounts.sign_in(str(form.get("name", "")), str(form.get("password", "")))
+        if result.user is None:
+            recent.append(now)
+            if result.locked_until is not None:
+                when = self._when(result.locked_until)[11:]
+                message = _("Too many failed attempts. Try again after %(when)s.", when=when)
+                return self._login_form(request, error=message, status=429)
+            return self._login_form(request, error=_("Wrong name or password."), status=401)
+        token, _csrf = await self.accounts.open_session(result.user.id)
+        response = web.HTTPSeeOther(_safe_next(str(form.get("next", ""))) or "/leads")
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="Lax",
+            secure=self.settings.web_cookie_secure,
+            path="/",
+            max_age=SESSION_DAYS * 86400,
+        )
+        response.del_cookie(LOGIN_COOKIE, path="/login")
+        return response
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        await self.accounts.close_session(request.cookies.get(SESSION_COOKIE, ""))
+        response = web.HTTPSeeOther("/login")
+        response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # --- leads ---------------------------------------------------------------------------------------
+
+    def _query(self, request: web.Request) -> LeadQuery:
+        return LeadQuery.parse(dict(request.query), schemes=tuple(self._schemes()))
+
+    def _schemes(self) -> dict[str, str]:
+        content = self.content()
+        return {
+            fid: content.localise(flow.title, self.locale)
+            for fid, flow in content.flows.items()
+            if flow.kind == "scheme"
+        }
+
+    async def lead_list(self, request: web.Request) -> web.StreamResponse:
+        query = self._query(request)
+        page = await self.leads.search(query)
+        return self.render(request, "leads.html", page=page, query=query, schemes=self._schemes())
+
+    async def lead_detail(self, request: web.Request) -> web.StreamResponse:
+        lead = await self._lead(request)
+        content = self.content()
+        return self.render(
+            request,
+            "lead.html",
+            lead=lead,
+            events=await self.leads.events(lead.id),
+            info=alert_context(content, lead, self.locale),
+            note_limit=NOTE_LIMIT,
+            error=request.query.get("error"),
+        )
+
+    async def _lead(self, request: web.Request) -> Lead:
+        lead = await self.leads.get(int(request.match_info["id"]))
+        if lead is None:
+            _ = translator(self.locale)
+            raise web.HTTPNotFound(
+                text=self.templates.get_template("error.html").render(
+                    identity=request.get("identity"),
+                    csrf="",
+                    path=request.path,
+                    title=_("Not found"),
+                    message=_("That lead does not exist."),
+                ),
+                content_type="text/html",
+            )
+        return lead
+
+    def _actor(self, request: web.Request) -> str:
+        identity: WebIdentity = request["identity"]
+        return f"web:{identity.name}"
+
+    async def change_status(self, request: web.Request) -> web.StreamResponse:
+        lead = await self._lead(request)
+        status = str((await request.post()).get("status", ""))
+        if status not in LEAD_STATUSES:
+            raise web.HTTPBadRequest(text="unknown status")
+        await self.leads.set_status(lead.id, status, actor=self._actor(request))
+        raise web.HTTPSeeOther(f"/leads/{lead.id}")
+
+    async def assign_me(self, request: web.Request) -> web.StreamResponse:
+        lead = await self._lead(request)
+        identity: WebIdentity = request["identity"]
+        await self.leads.assign(lead.id, identity.name, actor=self._actor(request))
+        raise web.HTTPSeeOther(f"/leads/{lead.id}")
+
+    async def add_note(self, request: web.Request) -> web.StreamResponse:
+        lead = await self._lead(request)
+        text = str((await request.post()).get("note", "")).strip()
+        if not text:
+            raise web.HTTPSeeOther(f"/leads/{lead.id}?error=empty")
+        await self.leads.add_note(lead.id, text, actor=self._actor(request))
+        raise web.HTTPSeeOther(f"/leads/{lead.id}")
+
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        query = self._query(request)
+        stamp = datetime.now(self.settings.zone).strftime("%Y%m%d-%H%M")
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="leads-{stamp}.csv"',
+                "Cache-Control": "no-store",
+            }
+        )
+        await response.prepare(request)
+        async for chunk, _count in export_chunks(self.leads, fmt="csv", query=query, bom=True):
+            await response.write(chunk.encode("utf-8"))
+        await response.write_eof()
+        return response
+
+    # --- overview ------------------------------------------------------------------------------------
+
+    async def overview(self, request: web.Request) -> web.StreamResponse:
+        content = self.content()
+        stats = await self.leads.stats(zone=self.settings.zone, days=30, weeks=8)
+        totals = await self.analytics.totals(days=30) if self.analytics is not None else None
+        return self.render(
+            request,
+            "overview.html",
+            stats=stats,
+            schemes=self._schemes(),
+            funnels=totals.funnels(content, self.locale) if totals else [],
+            faq=totals.of("faq")[:15] if totals else [],
+            unanswered=totals.of("unanswered")[:30] if totals else [],
+            unsure=totals.of("unsure")[:30] if totals else [],
+            days=30,
+        )
+
+    async def health(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"ok": True})
+
+    async def home(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPSeeOther("/leads")
+
+    # --- middlewares ---------------------------------------------------------------------------------
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Who is signed in; pages need a session (GET: to the sign-in page), forms a CSRF token."""
+        identity = await self.accounts.identify(request.cookies.get(SESSION_COOKIE, ""))
+        request["identity"] = identity
+        if request.path.startswith(PUBLIC):
+            return await handler(request)
+        if identity is None:
+            if request.method in ("GET", "HEAD"):
+                target = request.path_qs if request.path != "/" else "/leads"
+                raise web.HTTPSeeOther("/login?" + urlencode({"next": target}))
+            raise web.HTTPForbidden(text="sign in first")
+        if request.method not in ("GET", "HEAD"):
+            form = await request.post()
+            if not hmac.compare_digest(str(form.get("csrf", "")), identity.csrf):
+                _ = translator(self.locale)
+                return self.render(
+                    request,
+                    "error.html",
+                    status=403,
+                    title=_("Forbidden"),
+                    message=_(
+                        "Refused: the form's security token is missing or wrong. "
+                        "Reload the page and try again."
+                    ),
+                )
+        return await handler(request)
+
+    @web.middleware
+    async def headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as e:
+            response = e
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        if isinstance(response, web.HTTPException) and response.status >= 300:
+            raise response
+        return response
+
+
+def _safe_next(target: str | None) -> str:
+    """A local path to go back to after signing in (never another site)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and "\n" not in target:
+        return target
+    return ""
+
+
+def build_web_app(
+    settings: Settings,
+    *,
+    leads: LeadRepository,
+    accounts: StaffAccounts,
+    content: Callable[[], Content],
+    analytics: Analytics | None = None,
+) -> web.Application:
+    dash = Dashboard(settings, leads, accounts, content, analytics)
+    app = web.Application(middlewares=[dash.headers, dash.guard], client_max_size=64 * 1024)
+    app.router.add_get("/", dash.home)
+    app.router.add_get("/healthz", dash.health)
+    app.router.add_get("/login", dash.login_page)
+    app.router.add_post("/login", dash.login)
+    app.router.add_post("/logout", dash.logout)
+    app.router.add_get("/leads", dash.lead_list)
+    app.router.add_get("/leads.csv", dash.export)
+    app.router.add_get(r"/leads/{id:\d{1,12}}", dash.lead_detail)
+    app.router.add_post(r"/leads/{id:\d{1,12}}/status", dash.change_status)
+    app.router.add_post(r"/leads/{id:\d{1,12}}/assign", dash.assign_me)
+    app.router.add_post(r"/leads/{id:\d{1,12}}/note", dash.add_note)
+    app.router.add_get("/overview", dash.overview)
+    app.router.add_static("/static/", HERE / "static")
+    return app
+
+
+async def start_web(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve the dashboard; return the runner (to clean up) and the port it listens on."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    return runner, sockets[0].getsockname()[1] if sockets else port
