@@ -48,6 +48,9 @@ CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 
+IDENTITY = web.RequestKey("identity", WebIdentity)
+"""Who is signed in (absent: nobody)."""
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -81,7 +84,7 @@ class Dashboard:
         return aware.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M")
 
     def render(self, request: web.Request, name: str, *, status: int = 200, **context: Any) -> web.Response:
-        identity: WebIdentity | None = request.get("identity")
+        identity = request.get(IDENTITY)
         html = self.templates.get_template(name).render(
             identity=identity, csrf=identity.csrf if identity else "", path=request.path, **context
         )
@@ -90,7 +93,7 @@ class Dashboard:
     # --- signing in and out --------------------------------------------------------------------------
 
     async def login_page(self, request: web.Request) -> web.StreamResponse:
-        if request.get("identity") is not None:
+        if request.get(IDENTITY) is not None:
             raise web.HTTPSeeOther("/leads")
         return self._login_form(request, error=None)
 
@@ -194,7 +197,7 @@ class Dashboard:
             _ = translator(self.locale)
             raise web.HTTPNotFound(
                 text=self.templates.get_template("error.html").render(
-                    identity=request.get("identity"),
+                    identity=request.get(IDENTITY),
                     csrf="",
                     path=request.path,
                     title=_("Not found"),
@@ -205,7 +208,7 @@ class Dashboard:
         return lead
 
     def _actor(self, request: web.Request) -> str:
-        identity: WebIdentity = request["identity"]
+        identity = request[IDENTITY]
         return f"web:{identity.name}"
 
     async def change_status(self, request: web.Request) -> web.StreamResponse:
@@ -218,7 +221,7 @@ class Dashboard:
 
     async def assign_me(self, request: web.Request) -> web.StreamResponse:
         lead = await self._lead(request)
-        identity: WebIdentity = request["identity"]
+        identity = request[IDENTITY]
         await self.leads.assign(lead.id, identity.name, actor=self._actor(request))
         raise web.HTTPSeeOther(f"/leads/{lead.id}")
 
@@ -276,7 +279,8 @@ class Dashboard:
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Who is signed in; pages need a session (GET: to the sign-in page), forms a CSRF token."""
         identity = await self.accounts.identify(request.cookies.get(SESSION_COOKIE, ""))
-        request["identity"] = identity
+        if identity is not None:
+            request[IDENTITY] = identity
         if request.path.startswith(PUBLIC):
             return await handler(request)
         if identity is None:
