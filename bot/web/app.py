@@ -42,7 +42,7 @@ LOGIN_COOKIE = "login_csrf"
 IP_FAILURES = 20
 """Failed sign-ins from one address within ``IP_WINDOW`` seconds before it must wait."""
 IP_WINDOW = 600.0
-PUBLIC = ("/login", "/static/", "/healthz")
+PUBLIC = ("/login", "/static/", "/healthz", "/favicon.ico")
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -98,7 +98,11 @@ class Dashboard:
         return self._login_form(request, error=None)
 
     def _login_form(self, request: web.Request, *, error: str | None, status: int = 200) -> web.Response:
-        token = secrets.token_urlsafe(24)
+        # The same token while the cookie lasts: a second tab (or the browser fetching a favicon
+        # through the sign-in redirect) must not make the first form stale.
+        token = request.cookies.get(LOGIN_COOKIE, "")
+        if not (20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()):
+            token = secrets.token_urlsafe(24)
         response = self.render(
             request,
             "login.html",
@@ -270,6 +274,9 @@ class Dashboard:
     async def health(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"ok": True})
 
+    async def favicon(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204)
+
     async def home(self, request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther("/leads")
 
@@ -340,6 +347,7 @@ def build_web_app(
     app = web.Application(middlewares=[dash.headers, dash.guard], client_max_size=64 * 1024)
     app.router.add_get("/", dash.home)
     app.router.add_get("/healthz", dash.health)
+    app.router.add_get("/favicon.ico", dash.favicon)
     app.router.add_get("/login", dash.login_page)
     app.router.add_post("/login", dash.login)
     app.router.add_post("/logout", dash.logout)
