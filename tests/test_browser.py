@@ -4,6 +4,7 @@ process as ``python -m bot run`` assembles it. Screenshots go to tests/artifacts
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -126,7 +127,7 @@ async def test_staff_work_through_the_dashboard(dashboard: BotRunner, browser: A
     async with page.expect_download() as info:
         await page.click("#export")
     download = await info.value
-    body = Path(await download.path()).read_text(encoding="utf-8-sig")
+    body = (await asyncio.to_thread(Path(await download.path()).read_bytes)).decode("utf-8-sig")
     lines = body.strip().splitlines()
     assert len(lines) == 2 and "星河数据服务有限公司" in lines[1] and "qualified" in lines[1]
     await context.close()
