@@ -78,6 +78,7 @@ class FakeBotAPI:
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.faults: list[Fault] = []
         self.documents: list[dict[str, Any]] = []
+        self.members: dict[tuple[int, int], str] = {}
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._callback_ids = itertools.count(1)
@@ -299,6 +300,18 @@ class FakeBotAPI:
     async def m_sendChatAction(self, p: dict[str, Any]) -> Any:
         return True
 
+    async def m_getChatMember(self, p: dict[str, Any]) -> Any:
+        """Members of a group: ``self.members[(chat_id, user_id)]`` is their status; others have left."""
+        user_id = int(p["user_id"])
+        status = self.members.get((int(p["chat_id"]), user_id), "left")
+        member: dict[str, Any] = {
+            "status": status,
+            "user": {"id": user_id, "is_bot": False, "first_name": "U"},
+        }
+        if status == "creator":
+            member["is_anonymous"] = False
+        return member
+
     # --- feeding updates ------------------------------------------------------------------------
 
     async def push(self, body: dict[str, Any], update_id: int | None = None) -> int:
@@ -398,8 +411,10 @@ class Prospect:
             await self.api.wait_handled(uid)
         return [m for m in self.messages if (m.message_id, m.edits) not in before]
 
-    async def send(self, text: str, **kw: Any) -> list[BotMessage]:
+    async def send(self, text: str, *, reply_to: BotMessage | None = None, **kw: Any) -> list[BotMessage]:
         body: dict[str, Any] = {"message": self._message(text=text)}
+        if reply_to is not None:
+            body["message"]["reply_to_message"] = self.api._message_json(reply_to)
         if text.startswith("/"):
             word = text.split()[0]
             body["message"]["entities"] = [{"type": "bot_command", "offset": 0, "length": len(word)}]

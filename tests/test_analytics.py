@@ -68,7 +68,8 @@ async def test_admin_stats_in_telegram(api: FakeBotAPI, running: BotRunner) -> N
     await p.press("ISO 9001")
     await p.press("Materials")
     await p.send("do you have a parking lot?")
-    [stats] = await Prospect(api, ADMIN, language_code="en").send("/stats")
+    leads, stats = await Prospect(api, ADMIN, language_code="en").send("/stats")
+    assert "线索统计" in leads.visible and "按状态" in leads.visible  # staff read the default language
     assert "ISO 9001" in stats.visible and "1 started" in stats.visible
     assert "materials: 1" in stats.visible and "do you have a parking lot?" in stats.visible
     other = Prospect(api, 9302, language_code="en")

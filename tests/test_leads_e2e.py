@@ -110,7 +110,7 @@ async def test_form_to_lead_row_and_staff_alert(api: FakeBotAPI, running: BotRun
     for shown in ("新线索", "L000001", "<b>ACME</b> & Co", "王经理", "+85251234567", "80", "3–6 个月",
                   "ISO/IEC 20000", "自测未满足：体系运行3个月以上", "@wang_acme"):  # fmt: skip
         assert shown in alert.visible, shown
-    assert alert.labels == ["🙋 我来跟进", "📞 已联系"]
+    assert alert.labels == ["🙋 我来跟进", "📞 已联系", "📋 详情"]
 
     async def delivered() -> bool:
         return all(row.sent_at is not None for row in await outbox(running))

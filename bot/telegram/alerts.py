@@ -75,6 +75,9 @@ def alert_buttons(content: Content, lead_id: int) -> InlineKeyboardMarkup:
                 InlineKeyboardButton(
                     text=content.t("staff_contacted", locale), callback_data=f"st:done:{lead_id}"
                 ),
+                InlineKeyboardButton(
+                    text=content.t("staff_card_button", locale), callback_data=f"sc:{lead_id}:V"
+                ),
             ]
         ]
     )

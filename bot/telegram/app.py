@@ -24,7 +24,7 @@ from bot.telegram.isolation import ChatLocks
 from bot.telegram.leads import lead_effects
 from bot.telegram.middleware import ConversationMiddleware
 from bot.telegram.retry import RetryMiddleware
-from bot.telegram.routers import admin, conversation, staff_alerts
+from bot.telegram.routers import admin, conversation, staff
 from bot.telegram.runtime import EffectHandler, Runtime
 from bot.telegram.session import BotSession
 
@@ -57,7 +57,12 @@ def build_dispatcher(
     effect_handlers: list[EffectHandler] | None = None,
 ) -> Dispatcher:
     runtime = Runtime(
-        settings=settings, engine=engine, store=store, leads=leads, alerts=alerts, analytics=analytics
+        settings=settings,
+        engine=engine,
+        store=store,
+        leads=leads,
+        alerts=alerts,
+        analytics=analytics,
     )
     if effect_handlers is not None:
         runtime.effect_handlers = effect_handlers
@@ -68,7 +73,7 @@ def build_dispatcher(
     dp = Dispatcher(disable_fsm=True, runtime=runtime)
     dp.update.outer_middleware(ConversationMiddleware(runtime, isolation or ChatLocks()))
     # The conversation first: prospects' updates (nearly all of them) stop there.
-    dp.include_routers(conversation.build_router(), admin.build_router(), staff_alerts.build_router())
+    dp.include_routers(conversation.build_router(), admin.build_router(), staff.build_router())
     dp.errors.register(_on_error)
     return dp
 

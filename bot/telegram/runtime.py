@@ -14,6 +14,7 @@ from bot.engine.events import Effect
 from bot.engine.state import State
 from bot.settings import Settings
 from bot.storage import ConversationStore
+from bot.telegram.staff import StaffDirectory
 
 if TYPE_CHECKING:
     from bot.analytics import Analytics
@@ -64,3 +65,8 @@ class Runtime:
     alerts: AlertSender | None = None
     analytics: Analytics | None = None
     effect_handlers: list[EffectHandler] = field(default_factory=lambda: [log_effect])
+    staff: StaffDirectory = field(init=False)
+    """Who is staff (admins, members of the staff group)."""
+
+    def __post_init__(self) -> None:
+        self.staff = StaffDirectory(self.settings)

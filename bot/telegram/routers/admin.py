@@ -1,5 +1,5 @@
-"""Admin commands: ``/reload`` the content, ``/stats`` the analytics. Only for ``ADMIN_IDS``;
-anyone else is answered as for any unknown command (by the conversation)."""
+"""Admin commands: ``/reload`` the content. Only for ``ADMIN_IDS``; anyone else is answered as
+for any unknown command (by the conversation)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,7 @@ from bot.telegram.runtime import Runtime
 
 
 async def on_admin_command(message: Message, runtime: Runtime) -> None:
-    word = (message.text or "").split(maxsplit=1)[0].split("@", 1)[0]
-    if word == "/reload":
-        await on_reload(message, runtime)
-        return
-    if runtime.analytics is None:
-        await message.answer("No analytics here (no database).", parse_mode=None)
-        return
-    totals = await runtime.analytics.totals(days=7)
-    content = runtime.engine.content
-    await message.answer(totals.report(content, content.default_locale)[:4000], parse_mode=None)
+    await on_reload(message, runtime)
 
 
 def build_router() -> Router:
