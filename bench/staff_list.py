@@ -376,9 +376,10 @@ CASES = (
     Case("kind=enquiry", {"kind": "enquiry"}),
     Case("search company 4 chars", {"q": "恒达软件"}),
     Case("search trade (broad)", {"q": "信息技术"}),
+    Case("search most leads, 4 chars", {"q": "有限公司"}),
     Case("search city 2 chars", {"q": "深圳"}),
     Case("search name 2 chars", {"q": "王伟"}),
-    Case("search name 2 chars, no match", {"q": "赵六"}),
+    Case("search 2 chars, no match", {"q": "赵六"}),
     Case("search surname 1 char", {"q": "李"}),
     Case("search phone digits", {"q": "138001"}),
     Case("search, no match", {"q": "不存在的公司"}),
@@ -439,7 +440,7 @@ COUNT = re.compile(r'<p class="count" id="count">([^<]*)</p>')
 
 
 async def fetch(site: Site, case: Case) -> tuple[float, str]:
-    """One GET of the list page: milliseconds to the last byte, and the page's count line."""
+    """One GET of the list page: milliseconds to the last byte, and the number of matches shown."""
     target = "/leads" + ("?" + urlencode(case.params) if case.params else "")
     t0 = time.perf_counter()
     response = await site.client.get(target, allow_redirects=False)
@@ -448,7 +449,9 @@ async def fetch(site: Site, case: Case) -> tuple[float, str]:
     found = COUNT.search(body)
     if response.status != 200 or found is None:
         raise RuntimeError(f"{target}: HTTP {response.status}, not the lead list")
-    return ms, found.group(1).strip()
+    number = re.search(r"\d[\d,]*", found.group(1))
+    capped = "超过" in found.group(1) or "more" in found.group(1)
+    return ms, (">" if capped else "") + (number.group(0) if number else "?")
 
 
 async def measure(sites: dict[str, Site], rounds: int, warmup: int) -> dict[str, Samples]:
@@ -563,7 +566,7 @@ async def run(paths: dict[str, Path], rounds: int, warmup: int, explain_all: boo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=15, help="samples per case and size (default 15)")
+    parser.add_argument("--rounds", type=int, default=20, help="samples per case and size (default 20)")
     parser.add_argument("--warmup", type=int, default=2, help="requests per case and size first (default 2)")
     parser.add_argument("--rebuild", action="store_true", help="build the databases again")
     parser.add_argument("--explain", action="store_true", help="show the query plan of every case")

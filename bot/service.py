@@ -23,6 +23,7 @@ from bot.engine.engine import Engine
 from bot.leads.repository import LeadRepository
 from bot.settings import Settings
 from bot.staff.accounts import StaffAccounts
+from bot.staff.livechats import LiveChatRepository
 from bot.storage import ConversationStore, MemoryStore, SqlStore
 from bot.telegram.alerts import AlertSender
 from bot.telegram.app import build_bot, build_dispatcher, register_commands
@@ -102,6 +103,7 @@ class Service:
             leads=self.leads,
             alerts=self.alerts,
             analytics=self.analytics,
+            live=LiveChatRepository(self.db) if self.db is not None else None,
         )
         if self.alerts is not None:
             self.alerts.start()

@@ -52,6 +52,10 @@ class BotMessage:
     reply_markup: dict[str, Any] | None
     edits: int = 0
     document: dict[str, Any] | None = None
+    thread_id: int | None = None
+    """The forum topic it was posted in."""
+    copied_from: tuple[int, int] | None = None
+    """(chat, message) it is a copy of (copyMessage)."""
 
     @property
     def visible(self) -> str:
@@ -79,6 +83,13 @@ class FakeBotAPI:
         self.faults: list[Fault] = []
         self.documents: list[dict[str, Any]] = []
         self.members: dict[tuple[int, int], str] = {}
+        self.user_messages: dict[tuple[int, int], dict[str, Any]] = {}
+        """What users sent, by (chat, message id): copyMessage copies these."""
+        self.forums: set[int] = set()
+        """Groups with topics."""
+        self.topics: dict[tuple[int, int], dict[str, Any]] = {}
+        self.blocked: set[int] = set()
+        """Chats of users who blocked the bot (403 on sending)."""
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._callback_ids = itertools.count(1)
@@ -222,6 +233,9 @@ class FakeBotAPI:
             "from": BOT_USER,
             "text": m.visible,
         }
+        if m.thread_id is not None:
+            out["message_thread_id"] = m.thread_id
+            out["is_topic_message"] = True
         if m.reply_markup and "inline_keyboard" in m.reply_markup:  # as Telegram: only inline ones
             out["reply_markup"] = m.reply_markup
         if m.document:
@@ -235,14 +249,55 @@ class FakeBotAPI:
 
     async def m_sendMessage(self, p: dict[str, Any]) -> Any:
         chat_id = int(p["chat_id"])
+        if chat_id in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
         text = str(p.get("text", ""))
         if p.get("parse_mode") == "HTML":
             self._check_text(text)
         markup = p.get("reply_markup")
         self._check_markup(markup)
-        m = BotMessage(chat_id, next(self._message_ids), text, markup)
+        m = BotMessage(chat_id, next(self._message_ids), text, markup, thread_id=_thread(p))
         self.messages[chat_id].append(m)
         return self._message_json(m)
+
+    async def m_copyMessage(self, p: dict[str, Any]) -> Any:
+        """Copies a message a user sent (or one of the bot's) into another chat, as the bot."""
+        source = (int(p["from_chat_id"]), int(p["message_id"]))
+        original = self.user_messages.get(source)
+        if original is None:
+            found = [m for m in self.messages[source[0]] if m.message_id == source[1]]
+            if not found:
+                raise ApiError(400, "Bad Request: message to copy not found")
+            text = found[0].text
+        else:
+            text = original.get("text") or original.get("caption") or f"[{_kind(original)}]"
+        chat_id = int(p["chat_id"])
+        if chat_id in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        m = BotMessage(chat_id, next(self._message_ids), text, None, thread_id=_thread(p), copied_from=source)
+        self.messages[chat_id].append(m)
+        return {"message_id": m.message_id}
+
+    async def m_getChat(self, p: dict[str, Any]) -> Any:
+        chat_id = int(p["chat_id"])
+        chat = {**_chat(chat_id), "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": {
+            "unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
+            "premium_subscription": False, "gifts_from_channels": False}}  # fmt: skip
+        if chat_id in self.forums:
+            chat["is_forum"] = True
+        return chat
+
+    async def m_createForumTopic(self, p: dict[str, Any]) -> Any:
+        chat_id = int(p["chat_id"])
+        if chat_id not in self.forums:
+            raise ApiError(400, "Bad Request: the chat is not a forum")
+        topic_id = next(self._message_ids)
+        self.topics[(chat_id, topic_id)] = {"name": p["name"], "closed": False}
+        return {"message_thread_id": topic_id, "name": p["name"], "icon_color": 7322096}
+
+    async def m_closeForumTopic(self, p: dict[str, Any]) -> Any:
+        self.topics[(int(p["chat_id"]), int(p["message_thread_id"]))]["closed"] = True
+        return True
 
     def _find(self, p: dict[str, Any]) -> BotMessage:
         chat_id, message_id = int(p["chat_id"]), int(p["message_id"])
@@ -317,6 +372,9 @@ class FakeBotAPI:
     async def push(self, body: dict[str, Any], update_id: int | None = None) -> int:
         """Queue an update (``body`` without update_id) for the bot's next getUpdates."""
         uid = next(self._update_ids) if update_id is None else update_id
+        message = body.get("message")
+        if message is not None:
+            self.user_messages[(message["chat"]["id"], message["message_id"])] = message
         async with self._new_updates:
             self.updates.append({"update_id": uid, **body})
             self._new_updates.notify_all()
@@ -354,6 +412,14 @@ def _error(status: int, description: str, retry_after: int | None = None) -> web
     if retry_after is not None:
         body["parameters"] = {"retry_after": retry_after}
     return web.json_response(body, status=status)
+
+
+def _thread(p: dict[str, Any]) -> int | None:
+    return int(p["message_thread_id"]) if p.get("message_thread_id") else None
+
+
+def _kind(message: dict[str, Any]) -> str:
+    return next((k for k in ("photo", "document", "voice", "sticker", "location") if k in message), "message")
 
 
 def _chat(chat_id: int) -> dict[str, Any]:
@@ -411,18 +477,25 @@ class Prospect:
             await self.api.wait_handled(uid)
         return [m for m in self.messages if (m.message_id, m.edits) not in before]
 
-    async def send(self, text: str, *, reply_to: BotMessage | None = None, **kw: Any) -> list[BotMessage]:
+    async def send(
+        self, text: str, *, reply_to: BotMessage | None = None, thread_id: int | None = None, **kw: Any
+    ) -> list[BotMessage]:
         body: dict[str, Any] = {"message": self._message(text=text)}
         if reply_to is not None:
             body["message"]["reply_to_message"] = self.api._message_json(reply_to)
+        if thread_id is not None:  # in a forum topic
+            body["message"].update(message_thread_id=thread_id, is_topic_message=True)
         if text.startswith("/"):
             word = text.split()[0]
             body["message"]["entities"] = [{"type": "bot_command", "offset": 0, "length": len(word)}]
         return await self._push(body, **kw)
 
-    async def send_other(self, **content: Any) -> list[BotMessage]:
+    async def send_other(self, *, reply_to: BotMessage | None = None, **content: Any) -> list[BotMessage]:
         """A sticker, photo, voice, document, location... given as Bot API message fields."""
-        return await self._push({"message": self._message(**content)})
+        body = {"message": self._message(**content)}
+        if reply_to is not None:
+            body["message"]["reply_to_message"] = self.api._message_json(reply_to)
+        return await self._push(body)
 
     async def edit(self, message_id: int, text: str) -> list[BotMessage]:
         msg = self._message(text=text)

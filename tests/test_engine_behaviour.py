@@ -246,3 +246,29 @@ def test_english_words_pick_buttons_only_whole(en: Conversation) -> None:
     assert en.position == ("main", "menu", 0) and "Hello" in en.text
     en.send("not sure")
     assert en.position == ("main", "guide_business", 0)
+
+
+def test_a_live_chat_relays_everything_until_it_ends(zh: Conversation) -> None:
+    from bot.engine.events import LiveClosed
+
+    zh.press("ISO/IEC 20000").press("咨询顾问").press("现在和顾问聊")
+    assert zh.position == ("contact", "live", 0) and zh.engine.in_live_chat(zh.state)
+    assert [e.name for e in zh.effects] == ["live"] and zh.effects[0].data["origin"] == "iso20000"
+    zh.send("证书有效期多久")  # a question the FAQ knows: it goes to the person instead
+    assert zh.replies == [] and zh.effects[-1].name == "relay"
+    assert zh.effects[-1].data == {"kind": "text", "text": "证书有效期多久"}
+    zh.send_unsupported("photo")
+    assert zh.replies == [] and zh.effects[-1].data == {"kind": "photo"}
+    zh.handle(LiveClosed())  # staff ended it: no "prospect left" effect, the bot is back
+    assert "顾问已结束本次对话" in zh.text and zh.position[:2] == ("main", "menu")
+    assert [e.name for e in zh.effects] == ["live", "relay", "relay"]
+    zh.send("证书有效期多久")
+    assert "证书有效期为三年" in zh.text
+
+
+def test_leaving_a_live_chat_ends_it(zh: Conversation) -> None:
+    zh.press("咨询顾问").press("现在和顾问聊")
+    zh.command("menu")
+    assert [e.name for e in zh.effects] == ["live", "live_end"] and zh.position[:2] == ("main", "menu")
+    zh.press("咨询顾问").press("现在和顾问聊").press("结束对话")
+    assert [e.name for e in zh.effects][-2:] == ["live", "live_end"]

@@ -145,6 +145,9 @@ class HandoffStep(_StepBase):
     type: Literal["handoff"]
     effect: str
     """Name of the effect, e.g. ``enquiry``; the channel decides what to do with it."""
+    live: bool = False
+    """A live chat with a person: while the prospect is on this step, what they type or send goes
+    to staff (effect ``relay``); leaving the step ends the chat (effect ``live_end``)."""
 
 
 def _step_tag(value: Any) -> str:

@@ -31,6 +31,7 @@ from bot.engine.events import (
     Command,
     Effect,
     Event,
+    LiveClosed,
     Press,
     Reply,
     Result,
@@ -114,6 +115,8 @@ class _Turn:
     replies: list[Reply] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)
+    closing: bool = False
+    """Staff ended the live chat: leaving its step is not the prospect leaving."""
 
 
 class Engine:
@@ -171,10 +174,22 @@ class Engine:
         elif isinstance(event, TextIn):
             self._text(turn, event.text[:INPUT_LIMIT])
         elif isinstance(event, Unsupported):
-            self._hint(turn, "edited" if event.kind == "edited" else "unsupported")
+            if event.kind != "edited" and self.in_live_chat(turn.st):
+                turn.effects.append(Effect("relay", {"kind": event.kind}))
+            else:
+                self._hint(turn, "edited" if event.kind == "edited" else "unsupported")
         elif isinstance(event, SharedContact):
             self._contact(turn, event.phone)
+        elif isinstance(event, LiveClosed):
+            self._live_closed(turn)
         return Result(turn.replies, turn.st, turn.effects, turn.notes)
+
+    def in_live_chat(self, state: State | None) -> bool:
+        """Whether the prospect is talking to a person (what they send goes to staff)."""
+        if state is None:
+            return False
+        step = self.content.step(state.flow, state.step)
+        return isinstance(step, HandoffStep) and step.live
 
     def locale_for(self, language_code: str | None) -> str:
         """Telegram's ``language_code``: zh-* gives Chinese, anything else English (if offered)."""
@@ -272,6 +287,8 @@ class Engine:
 
     def _set_position(self, turn: _Turn, flow: str, step: str, sub: int = 0) -> None:
         st = turn.st
+        if (st.flow, st.step) != (flow, step) and self.in_live_chat(st) and not turn.closing:
+            turn.effects.append(Effect("live_end", {"flow": st.flow, "step": st.step}))
         st.flow, st.step, st.sub = flow, step, sub
         st.seq += 1
         st.retries = 0
@@ -483,9 +500,24 @@ class Engine:
         resolved = self.content.resolve(target, turn.st.flow)
         self._goto(turn, *(resolved or self.content.start))
 
+    def _live_closed(self, turn: _Turn) -> None:
+        if not self.in_live_chat(turn.st):
+            return
+        turn.closing = True
+        self._notice(turn, self._t(turn, "live_closed"))
+        self._goto(turn, *self.content.start, push=False)
+
     def _text(self, turn: _Turn, text: str) -> None:
         st, c = turn.st, self.content
         step = c.step(st.flow, st.step)
+        if isinstance(step, HandoffStep) and step.live:
+            # Talking to a person: the text goes to staff as it is; buttons still work by label.
+            code = self._match(text, self._rows(turn), exact=True)
+            if code is not None:
+                self._act(turn, code)
+            else:
+                turn.effects.append(Effect("relay", {"kind": "text", "text": text}))
+            return
         rows = self._rows(turn)
         if isinstance(step, InputStep):
             code = self._match(text, rows, exact=True)

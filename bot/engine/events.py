@@ -45,7 +45,12 @@ class SharedContact:
     phone: str
 
 
-Event = TextIn | Press | Command | Unsupported | SharedContact
+@dataclass(frozen=True, slots=True)
+class LiveClosed:
+    """Staff ended the live chat the prospect is in."""
+
+
+Event = TextIn | Press | Command | Unsupported | SharedContact | LiveClosed
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\w+)?(?:\s+(.*))?$", re.S)
 

@@ -18,13 +18,15 @@ from bot.content import Content
 from bot.engine.engine import Engine
 from bot.leads.repository import LeadRepository
 from bot.settings import Settings
+from bot.staff.livechats import LiveChatRepository
 from bot.storage import ConversationStore
 from bot.telegram.alerts import AlertSender
 from bot.telegram.isolation import ChatLocks
 from bot.telegram.leads import lead_effects
+from bot.telegram.live import LiveDesk
 from bot.telegram.middleware import ConversationMiddleware
 from bot.telegram.retry import RetryMiddleware
-from bot.telegram.routers import admin, conversation, staff
+from bot.telegram.routers import admin, conversation, handoff, staff
 from bot.telegram.runtime import EffectHandler, Runtime
 from bot.telegram.session import BotSession
 
@@ -55,6 +57,7 @@ def build_dispatcher(
     analytics: Analytics | None = None,
     isolation: BaseEventIsolation | None = None,
     effect_handlers: list[EffectHandler] | None = None,
+    live: LiveChatRepository | None = None,
 ) -> Dispatcher:
     runtime = Runtime(
         settings=settings,
@@ -63,17 +66,23 @@ def build_dispatcher(
         leads=leads,
         alerts=alerts,
         analytics=analytics,
+        isolation=isolation or ChatLocks(),
     )
     if effect_handlers is not None:
         runtime.effect_handlers = effect_handlers
     elif leads is not None:
         runtime.effect_handlers = [lead_effects(leads, alerts, engine.content)]
+    if live is not None:
+        runtime.live = LiveDesk(runtime, live)
+        runtime.effect_handlers.append(runtime.live.on_effect)
     # aiogram's FSM is not used: the engine's state lives in `store`, and the conversation
     # middleware takes the per-chat lock of `isolation` itself.
     dp = Dispatcher(disable_fsm=True, runtime=runtime)
-    dp.update.outer_middleware(ConversationMiddleware(runtime, isolation or ChatLocks()))
+    dp.update.outer_middleware(ConversationMiddleware(runtime, runtime.isolation))
     # The conversation first: prospects' updates (nearly all of them) stop there.
-    dp.include_routers(conversation.build_router(), admin.build_router(), staff.build_router())
+    dp.include_routers(
+        conversation.build_router(), admin.build_router(), staff.build_router(), handoff.build_router()
+    )
     dp.errors.register(_on_error)
     return dp
 

@@ -17,11 +17,9 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.types import Chat, TelegramObject, Update
 
-from bot.storage import Record
-from bot.telegram.runtime import ChatSession, Runtime
+from bot.telegram.runtime import EMPTY, Runtime
 
 log = logging.getLogger(__name__)
-EMPTY = Record()
 
 
 def conversation_key(chat: Chat) -> str:
@@ -61,28 +59,14 @@ class ConversationMiddleware(BaseMiddleware):
             if event.callback_query is not None:
                 await event.callback_query.answer()
             return UNHANDLED
-        session = ChatSession(
-            key=key,
-            update_id=event.update_id,
-            state=record.state,
-            menu_id=record.menu_id,
-            transcript=list(record.transcript),
-            contact_keyboard=record.contact_keyboard,
-        )
+        session = self.runtime.session_of(key, event_chat_id(data), data["bot"], record, event.update_id)
         data["chat_session"] = session
         try:
             return await handler(event, data)
         finally:
-            if session.forgotten:  # /forget: nothing of the conversation is kept
-                await store.delete(key)
-            else:
-                await store.save(
-                    key,
-                    Record(
-                        session.state,
-                        event.update_id,
-                        session.menu_id,
-                        tuple(session.transcript),
-                        session.contact_keyboard,
-                    ),
-                )
+            await self.runtime.keep(session, event.update_id)
+
+
+def event_chat_id(data: dict[str, Any]) -> int:
+    chat: Chat = data["event_chat"]
+    return chat.id

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from aiogram.types import User
+from aiogram import Bot
+from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
+from aiogram.types import Message, User
 
 from bot.engine.engine import Engine
 from bot.engine.events import Effect
 from bot.engine.state import State
 from bot.settings import Settings
-from bot.storage import ConversationStore
+from bot.storage import ConversationStore, Record
+from bot.telegram.isolation import ChatLocks
 from bot.telegram.staff import StaffDirectory
 
 if TYPE_CHECKING:
     from bot.analytics import Analytics
     from bot.leads.repository import LeadRepository
     from bot.telegram.alerts import AlertSender
+    from bot.telegram.live import LiveDesk
 
 log = logging.getLogger(__name__)
 
+EMPTY = Record()
 TRANSCRIPT_LINES = 60
 TRANSCRIPT_LINE = 300
 
@@ -40,6 +46,10 @@ class ChatSession:
     contact_keyboard: bool = False
     forgotten: bool = False
     """Set by /forget: the conversation is deleted instead of saved."""
+    chat_id: int | None = None
+    bot: Bot | None = None
+    message: Message | None = None
+    """The prospect's message being handled, if the update is one (a live chat copies it)."""
 
     def note(self, line: str) -> None:
         """Add a line to the bounded transcript."""
@@ -65,8 +75,60 @@ class Runtime:
     alerts: AlertSender | None = None
     analytics: Analytics | None = None
     effect_handlers: list[EffectHandler] = field(default_factory=lambda: [log_effect])
+    live: LiveDesk | None = None
+    """Live chats between prospects and staff (when there is a database)."""
+    isolation: BaseEventIsolation = field(default_factory=ChatLocks)
+    """Holds one chat's lock while an update of it (or a change from staff) is handled."""
     staff: StaffDirectory = field(init=False)
     """Who is staff (admins, members of the staff group)."""
 
     def __post_init__(self) -> None:
         self.staff = StaffDirectory(self.settings)
+
+    @contextlib.asynccontextmanager
+    async def conversation(
+        self, bot: Bot, chat_id: int, *, update_id: int | None = None
+    ) -> AsyncIterator[ChatSession | None]:
+        """A chat's conversation, under its lock, saved afterwards. With ``update_id`` (an update
+        of the chat itself): None if that update was handled before (a duplicate delivery)."""
+        key = str(chat_id)
+        async with self.isolation.lock(StorageKey(bot_id=bot.id, chat_id=chat_id, user_id=chat_id)):
+            record = await self.store.load(key) or EMPTY
+            if update_id is not None and record.last_update is not None and update_id <= record.last_update:
+                yield None
+                return
+            last = update_id if update_id is not None else record.last_update
+            session = self.session_of(key, chat_id, bot, record, last or 0)
+            try:
+                yield session
+            finally:
+                await self.keep(session, last)
+
+    @staticmethod
+    def session_of(key: str, chat_id: int, bot: Bot, record: Record, update_id: int) -> ChatSession:
+        return ChatSession(
+            key=key,
+            update_id=update_id,
+            state=record.state,
+            menu_id=record.menu_id,
+            transcript=list(record.transcript),
+            contact_keyboard=record.contact_keyboard,
+            chat_id=chat_id,
+            bot=bot,
+        )
+
+    async def keep(self, session: ChatSession, last_update: int | None) -> None:
+        """Save the conversation after an update (or delete it, after /forget)."""
+        if session.forgotten:  # /forget: nothing of the conversation is kept
+            await self.store.delete(session.key)
+            return
+        await self.store.save(
+            session.key,
+            Record(
+                session.state,
+                last_update,
+                session.menu_id,
+                tuple(session.transcript),
+                session.contact_keyboard,
+            ),
+        )

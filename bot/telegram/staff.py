@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 MEMBER_TTL = 300.0
 MEMBER_STATUSES = {ChatMemberStatus.CREATOR, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER}
-STAFF_COMMANDS = ("/leads", "/lead", "/note", "/export", "/stats", "/close")
+STAFF_COMMANDS = ("/leads", "/lead", "/note", "/export", "/stats")
 ADMIN_COMMANDS = ("/reload",)
 LIST_PAGE = 8
 CARD_TRANSCRIPT = 12

@@ -16,6 +16,7 @@ from bot.telegram.runtime import ChatSession, Runtime
 async def on_text(message: Message, bot: Bot, runtime: Runtime, chat_session: ChatSession) -> None:
     """Commands (``/start iso20000``, ``/menu``...) and free text."""
     text = message.text or ""
+    chat_session.message = message
     event = (parse_command(text) if text.startswith("/") else None) or TextIn(text)
     await respond(bot, runtime, message.chat.id, chat_session, message.from_user, event)
 
@@ -40,10 +41,11 @@ async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime, chat_sessi
 
 
 async def on_other_message(message: Message, bot: Bot, runtime: Runtime, chat_session: ChatSession) -> None:
+    chat_session.message = message
     event: Event = (
         SharedContact(message.contact.phone_number)
         if message.contact is not None
-        else Unsupported(str(message.content_type))
+        else Unsupported(str(getattr(message.content_type, "value", message.content_type)))
     )
     await respond(bot, runtime, message.chat.id, chat_session, message.from_user, event)
 
