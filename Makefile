@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/leads.py
 	$(BIN)/python bench/faq.py
+	$(BIN)/python bench/staff_list.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

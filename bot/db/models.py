@@ -67,7 +67,9 @@ class Lead(Base):
     reference: Mapped[str | None] = mapped_column(String(20), unique=True)
     kind: Mapped[str] = mapped_column(String(10), default="lead")
     """``lead`` (the full form) or ``enquiry`` (name and phone, or a question the bot could not answer)."""
-    status: Mapped[str] = mapped_column(String(12), default="new")
+    status: Mapped[str] = mapped_column(String(12), default="new", index=True)
+    """Indexed alone too: in SQLite that index is in id order, so a status filter pages newest
+    first without sorting (``ix_leads_status_created`` serves the figures by date)."""
     company: Mapped[str | None] = mapped_column(String(200), index=True)
     contact_name: Mapped[str | None] = mapped_column(String(100), index=True)
     phone: Mapped[str | None] = mapped_column(String(20), index=True)
@@ -93,7 +95,9 @@ class Lead(Base):
     forgotten_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """Set when the prospect asked to be forgotten: every personal field is empty since."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True
+    )
 
 
 class Submission(Base):

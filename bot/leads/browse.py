@@ -16,13 +16,30 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVarTuple
 
 import zhconv
-from sqlalchemy import ColumnElement, Select, Text, and_, cast, func, literal_column, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Join,
+    Select,
+    Text,
+    and_,
+    cast,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.ext.compiler import compiles
 
 from bot.db.engine import Database
 from bot.db.models import LEAD_STATUSES, Lead
 
 Ts = TypeVarTuple("Ts")
 
+SEARCH = table("leads_search", column("rowid"))
+"""The FTS5 trigram index of the leads (SQLite; migration 0004)."""
 COUNT_CAP = 10_000
 PER_PAGE = 25
 MAX_QUERY = 100
@@ -30,7 +47,7 @@ SORTS = {
     "newest": (Lead.id.desc(),),
     "oldest": (Lead.id.asc(),),
     "updated": (Lead.updated_at.desc(), Lead.id.desc()),
-    "company": (Lead.company.asc(), Lead.id.desc()),
+    "company": (Lead.company.asc().nulls_last(), Lead.id.desc()),
     "status": (Lead.status.asc(), Lead.id.desc()),
 }
 LIST_COLUMNS = (
@@ -154,25 +171,44 @@ def _search(db: Database, q: str) -> ColumnElement[bool]:
                 for column in (Lead.company, Lead.contact_name, Lead.phone, Lead.email, Lead.reference)
             )
         )
-    if len(q) >= 3:
-        # A phrase in the trigram index is a substring match (case-insensitive for ASCII).
-        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-        return Lead.id.in_(
-            select(literal_column("rowid"))
-            .select_from(text("leads_search"))
-            .where(text("leads_search MATCH :match").bindparams(match=match))
-        )
     # One or two characters (a Chinese surname and name, a short company name): the start of a field.
     conditions: list[ColumnElement[bool]] = []
     for term in terms:
         upper = term + "\U0010ffff"
-        for column in (Lead.company, Lead.contact_name, Lead.phone):
-            conditions.append(and_(column >= term, column < upper))
+        for field_ in (Lead.company, Lead.contact_name, Lead.phone):
+            conditions.append(and_(field_ >= term, field_ < upper))
     return or_(*conditions)
 
 
+def _full_text(db: Database, query: LeadQuery) -> bool:
+    """Whether the search goes through the trigram index (SQLite, three characters or more)."""
+    return db.is_sqlite and len(query.q) >= 3
+
+
+class _CrossJoin(Join):
+    """``a CROSS JOIN b ON ...``: in SQLite, the order of the join is then fixed. The search index
+    comes first, so a search is never run once per lead of another index (a status filter...)."""
+
+    inherit_cache = True
+
+
+@compiles(_CrossJoin, "sqlite")
+def _compile_cross_join(element: _CrossJoin, compiler: Any, **kw: Any) -> str:
+    kw["asfrom"] = True
+    left = compiler.process(element.left, **kw)
+    right = compiler.process(element.right, **kw)
+    on = compiler.process(element.onclause, **{k: v for k, v in kw.items() if k != "asfrom"})
+    return f"{left} CROSS JOIN {right} ON {on}"
+
+
 def filtered(db: Database, query: LeadQuery, statement: Select[*Ts]) -> Select[*Ts]:
-    if query.q:
+    if query.q and _full_text(db, query):
+        # A phrase in the trigram index is a substring match (case-insensitive for ASCII).
+        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in _variants(query.q))
+        statement = statement.select_from(
+            _CrossJoin(SEARCH, Lead.__table__, Lead.id == SEARCH.c.rowid)
+        ).where(text("leads_search MATCH :match").bindparams(match=match))
+    elif query.q:
         statement = statement.where(_search(db, query.q))
     if query.status:
         statement = statement.where(Lead.status == query.status)
@@ -186,10 +222,22 @@ def filtered(db: Database, query: LeadQuery, statement: Select[*Ts]) -> Select[*
     return statement
 
 
+def _order(db: Database, query: LeadQuery) -> tuple[Any, ...]:
+    if db.is_sqlite and query.q and query.sort in ("newest", "oldest"):
+        if _full_text(db, query):  # the index's own order: no sorting of the matches
+            rowid = SEARCH.c.rowid
+            return (rowid.desc() if query.sort == "newest" else rowid.asc(),)
+        # A prefix search: "+" keeps SQLite on the three prefix indexes (then sorts what they
+        # found) instead of walking every lead newest first to test each one.
+        plus_id: ColumnElement[int] = literal_column("+leads.id")
+        return (plus_id.desc() if query.sort == "newest" else plus_id.asc(),)
+    return SORTS[query.sort]
+
+
 async def list_leads(db: Database, query: LeadQuery) -> LeadPage:
     statement = filtered(db, query, select(*LIST_COLUMNS))
     offset = (query.page - 1) * query.per_page
-    statement = statement.order_by(*SORTS[query.sort]).offset(offset).limit(query.per_page)
+    statement = statement.order_by(*_order(db, query)).offset(offset).limit(query.per_page)
     counted = filtered(db, query, select(Lead.id)).limit(COUNT_CAP + 1).subquery()
     async with db.sessions() as session:
         rows = [LeadRow(**row) for row in (await session.execute(statement)).mappings()]
