@@ -26,8 +26,8 @@ PASSWORD = "correct horse battery"
 
 
 class Web:
-    def __init__(self, client: TestClient, db: Database, repo: LeadRepository) -> None:
-        self.client, self.db, self.repo = client, db, repo
+    def __init__(self, client: TestClient, db: Database, repo: LeadRepository, analytics: Analytics) -> None:
+        self.client, self.db, self.repo, self.analytics = client, db, repo, analytics
 
     async def login(self, name: str = "alice", password: str = PASSWORD, **extra: str) -> ClientResponse:
         page = await self.client.get("/login")
@@ -56,7 +56,7 @@ async def web(tmp_path: Path, content: Content) -> AsyncIterator[Web]:
     app = build_web_app(settings, leads=repo, accounts=accounts, content=lambda: content, analytics=analytics)
     client = TestClient(TestServer(app))
     await client.start_server()
-    yield Web(client, db, repo)
+    yield Web(client, db, repo, analytics)
     await client.close()
     await analytics.close()
     await db.dispose()
@@ -235,3 +235,23 @@ async def test_overview_shows_the_figures(web: Web) -> None:
     assert html.count("<rect") == 30 and ": 3</title>" in html  # a bar per day; today has 3
     assert re.search(r'status=new">新线索</a></td><td class="num">3<', html)
     assert "ISO/IEC 20000" in html
+
+
+async def test_overview_shows_where_prospects_drop_off_and_what_went_unanswered(web: Web) -> None:
+    counts = [("flow", "iso9001", 10), ("step", "iso9001.intro", 10), ("step", "iso9001.materials", 6),
+              ("step", "iso9001.process", 3), ("lead", "iso9001", 2), ("faq", "fee", 7),
+              ("unanswered", "你们有停车场吗", 4), ("unsure", "多久能拿证书和费用", 2)]  # fmt: skip
+    for kind, key, n in counts:
+        web.analytics.count(kind, key, n)
+    await web.login()
+    html = await (await web.client.get("/overview")).text()
+    funnel = html[html.index('id="funnels"') :]
+    assert "ISO 9001" in funnel and "10 开始, 2 线索" in funnel
+    # reached, share of starts, and the drop from the step before
+    assert re.search(r"<td>materials</td><td class=\"num\">6</td><td class=\"num\">60%</td>"
+                     r"<td class=\"num\">40%</td>", funnel)  # fmt: skip
+    assert re.search(r"<td>process</td><td class=\"num\">3</td><td class=\"num\">30%</td>"
+                     r"<td class=\"num\">50%</td>", funnel)  # fmt: skip
+    assert '<td>fee</td><td class="num">7</td>' in html
+    unanswered = html[html.index('id="unanswered"') :]
+    assert '你们有停车场吗</td><td class="num">4' in unanswered
