@@ -214,6 +214,58 @@ def run() -> None:
         pass
 
 
+webhook_app = typer.Typer(help="Run by webhook (one process or several replicas).")
+app.add_typer(webhook_app, name="webhook")
+
+
+def _bot_settings() -> Settings:
+    settings = Settings()
+    if settings.bot_token is None or not settings.bot_token.get_secret_value().strip():
+        typer.echo("BOT_TOKEN is not set. Put BOT_TOKEN=<token from @BotFather> in .env.", err=True)
+        raise typer.Exit(2)
+    return settings
+
+
+@webhook_app.callback(invoke_without_command=True)
+def webhook_serve(ctx: typer.Context) -> None:
+    """Serve the webhook (WEBHOOK_HOST:WEBHOOK_PORT, WEBHOOK_PATH) until SIGTERM or Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import asyncio
+
+    from bot.content import ContentError
+    from bot.webhook import run_webhook
+
+    settings = _bot_settings()
+    if settings.webhook_secret is None:
+        typer.echo("WEBHOOK_SECRET is not set (1-256 characters of A-Z, a-z, 0-9, _ and -).", err=True)
+        raise typer.Exit(2)
+    _logging(settings.log_level)
+    try:
+        asyncio.run(run_webhook(settings))
+    except ContentError as e:
+        typer.echo("The content in flows/ has problems; the bot will not start:\n" + str(e), err=True)
+        raise typer.Exit(1) from None
+
+
+@webhook_app.command("set")
+def webhook_set(
+    drop_pending: Annotated[bool, typer.Option(help="Drop the updates waiting at Telegram")] = False,
+) -> None:
+    """Register WEBHOOK_BASE_URL + WEBHOOK_PATH with Telegram (once, at deploy time)."""
+    import asyncio
+
+    from bot.webhook import set_webhook
+
+    settings = _bot_settings()
+    try:
+        url = asyncio.run(set_webhook(settings, drop_pending=drop_pending))
+    except ValueError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"webhook set: {url}")
+
+
 staff_app = typer.Typer(no_args_is_help=True, help="Web dashboard accounts for sales staff.")
 app.add_typer(staff_app, name="staff")
 

@@ -11,9 +11,13 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
+from aiogram.fsm.storage.base import BaseEventIsolation, DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisEventIsolation
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.analytics import Analytics
 from bot.content import Content, load_content
@@ -24,7 +28,7 @@ from bot.leads.repository import LeadRepository
 from bot.settings import Settings
 from bot.staff.accounts import StaffAccounts
 from bot.staff.livechats import LiveChatRepository
-from bot.storage import ConversationStore, MemoryStore, SqlStore
+from bot.storage import ConversationStore, MemoryStore, RedisStore, SqlStore
 from bot.telegram.alerts import AlertSender
 from bot.telegram.app import build_bot, build_dispatcher, register_commands
 from bot.telegram.reload import watch_content
@@ -48,9 +52,18 @@ class Tuning:
 
 
 class Service:
-    def __init__(self, settings: Settings, *, memory: bool = False, tuning: Tuning | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        memory: bool = False,
+        webhook: bool = False,
+        tuning: Tuning | None = None,
+    ) -> None:
         self.settings = settings
         self.memory = memory
+        self.webhook = webhook
+        """Updates come by webhook: each is acknowledged only once its conversation is saved."""
         """Keep conversations in memory only, with no database (leads, alerts, web are off)."""
         self.tuning = tuning or Tuning()
         self.db: Database | None = None
@@ -63,6 +76,8 @@ class Service:
         self.dp: Dispatcher | None = None
         self.web: web.AppRunner | None = None
         self.web_port: int | None = None
+        self.redis: Redis | None = None
+        self.isolation: BaseEventIsolation | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -78,6 +93,17 @@ class Service:
     async def start(self) -> Service:
         settings, tuning = self.settings, self.tuning
         content = load_content(settings.flows_dir)  # ContentError: the caller prints the problems
+        if settings.redis_url:
+            # Several replicas: conversations and per-chat locks in Redis, shared by all.
+            self.redis = Redis.from_url(settings.redis_url)
+            self.isolation = RedisEventIsolation(
+                self.redis,
+                key_builder=DefaultKeyBuilder(prefix=settings.redis_prefix),
+                lock_kwargs={
+                    "timeout": settings.redis_lock_timeout,
+                    "blocking_timeout": settings.redis_lock_timeout + 5,
+                },
+            )
         if self.memory:
             self.store = MemoryStore()
         else:
@@ -86,7 +112,13 @@ class Service:
             flush = (
                 tuning.flush_interval if tuning.flush_interval is not None else settings.state_flush_ms / 1000
             )
-            self.store = SqlStore(db, flush_interval=flush)
+            if self.redis is not None:
+                self.store = RedisStore(
+                    self.redis, ttl=timedelta(days=settings.retention_days), prefix=settings.redis_prefix
+                )
+            else:
+                # By webhook an update is acknowledged once handled: its conversation is written by then.
+                self.store = SqlStore(db, flush_interval=0 if self.webhook else flush)
             self.leads = LeadRepository(db, staff_chat_id=settings.staff_chat_id)
             self.analytics = Analytics(db, flush_interval=tuning.analytics_flush)
             self.accounts = StaffAccounts(db)
@@ -103,6 +135,8 @@ class Service:
             leads=self.leads,
             alerts=self.alerts,
             analytics=self.analytics,
+            isolation=self.isolation,
+            redeliver_failures=self.webhook,
             live=LiveChatRepository(self.db) if self.db is not None else None,
         )
         if self.alerts is not None:
@@ -165,6 +199,8 @@ class Service:
             await self.store.close()
         if self.db is not None:
             await self.db.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 async def run(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,6 +47,43 @@ class Settings(BaseSettings):
         default="mon-fri 09:00-18:00",
         description="When consultants answer live chats, e.g. 'mon-fri 09:00-18:00; sat 10:00-12:00'",
     )
+
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0: conversations and per-chat locks shared by several replicas",
+    )
+    redis_prefix: str = Field(default="certbot", description="Prefix of this bot's keys in Redis")
+    redis_lock_timeout: float = Field(
+        default=30.0, gt=0, description="A chat's lock is released after this many seconds if its holder died"
+    )
+    webhook_base_url: str | None = Field(
+        default=None, description="Public HTTPS address Telegram posts updates to (python -m bot webhook)"
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Checked against X-Telegram-Bot-Api-Secret-Token on every update"
+    )
+    webhook_path: str = Field(default="/telegram/webhook", description="Path of the webhook on that address")
+    webhook_host: str = Field(default="0.0.0.0", description="Address the webhook server listens on")
+    webhook_port: int = Field(default=8081, ge=0, le=65535, description="Port of the webhook server")
+    rate_per_chat: float = Field(
+        default=1.0, gt=0, description="Messages per second to one chat (bursts of 3 allowed)"
+    )
+    rate_global: float = Field(default=30.0, gt=0, description="Messages per second in all")
+    rate_per_group: float = Field(default=20 / 60, gt=0, description="Messages per second to one group")
+    flood_rate: float = Field(
+        default=1.0, gt=0, description="A prospect's updates handled per second beyond a burst of 10"
+    )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram allows 1-256 characters: A-Z, a-z, 0-9, _ and -.
+        if value is not None:
+            text = value.get_secret_value()
+            allowed = set(string.ascii_letters + string.digits + "_-")
+            if not text or len(text) > 256 or not set(text) <= allowed:
+                raise ValueError("WEBHOOK_SECRET: 1–256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+from redis.asyncio import Redis
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -31,6 +33,8 @@ from bot.db.models import Conversation, utcnow
 from bot.engine.state import State
 
 log = logging.getLogger(__name__)
+
+RECENT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,23 @@ class Record:
     """The last lines of the conversation (what the prospect typed, where the bot took them)."""
     contact_keyboard: bool = False
     """The "share my phone number" keyboard is showing."""
+    recent: tuple[int, ...] = ()
+    """The ids of the last updates handled, ascending (``RECENT`` at most)."""
+
+    def seen(self, update_id: int) -> bool:
+        """Whether an update was handled already (a redelivery). Several replicas may handle a
+        chat's updates slightly out of order, so an older update that was never handled is not a
+        duplicate; one older than every remembered id is taken for one."""
+        if self.recent:
+            return update_id in self.recent or (len(self.recent) >= RECENT and update_id < self.recent[0])
+        return self.last_update is not None and update_id <= self.last_update
+
+    def after(self, update_id: int | None) -> tuple[int | None, tuple[int, ...]]:
+        """``last_update`` and ``recent`` once ``update_id`` is handled too."""
+        if update_id is None:
+            return self.last_update, self.recent
+        recent = tuple(sorted({*self.recent, update_id}))[-RECENT:]
+        return max(update_id, self.last_update or update_id), recent
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -57,6 +78,8 @@ class Record:
             out["t"] = list(self.transcript)
         if self.contact_keyboard:
             out["k"] = True
+        if self.recent:
+            out["r"] = list(self.recent)
         return out
 
     @classmethod
@@ -68,6 +91,7 @@ class Record:
             menu_id=data.get("m"),
             transcript=tuple(data.get("t", ())),
             contact_keyboard=bool(data.get("k", False)),
+            recent=tuple(data.get("r", ())),
         )
 
 
@@ -218,3 +242,33 @@ class SqlStore:
                 await self._flusher
         await self.flush()
         self._cache.clear()
+
+
+class RedisStore:
+    """Conversations in Redis, shared by every replica: no cache, each save written at once.
+
+    Each record expires ``ttl`` after its last change (the retention period): a conversation in
+    use is written at every update, so only one idle that long goes, as the database purge would.
+    """
+
+    def __init__(self, redis: Redis, *, ttl: timedelta, prefix: str = "certbot") -> None:
+        self.redis = redis
+        self.ttl = ttl
+        self.prefix = prefix
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}:conversation:{key}"
+
+    async def load(self, key: str) -> Record | None:
+        raw = await self.redis.get(self._key(key))
+        return Record.from_dict(json.loads(raw)) if raw is not None else None
+
+    async def save(self, key: str, record: Record) -> None:
+        data = json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        await self.redis.set(self._key(key), data, ex=self.ttl)
+
+    async def delete(self, key: str) -> None:
+        await self.redis.delete(self._key(key))
+
+    async def close(self) -> None:
+        return None  # the connection belongs to whoever made it

@@ -105,3 +105,37 @@ async def db(request, tmp_path):  # type: ignore[no-untyped-def]
     await database.dispose()
     if pg_name is not None:
         await _drop_postgres_database(pg_name)
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+async def redis_prefix():  # type: ignore[no-untyped-def]
+    """A key prefix of its own on the Redis server (its keys deleted afterwards); skipped (failed
+    in CI) without a server."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except (OSError, RedisError) as e:
+        await client.aclose()
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis is required here (CI_REQUIRE_SERVICES=1) but not reachable: {e}")
+        pytest.skip(f"no Redis at {REDIS_URL}: {e}")
+    prefix = f"certbot_test_{uuid.uuid4().hex[:12]}"
+    yield prefix
+    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def postgres_url():  # type: ignore[no-untyped-def]
+    """A fresh PostgreSQL database's URL (dropped afterwards)."""
+    name = await _postgres_database()
+    yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    await _drop_postgres_database(name)

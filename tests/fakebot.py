@@ -89,6 +89,13 @@ class FakeBotAPI:
         """Groups with topics."""
         self.topics: dict[tuple[int, int], dict[str, Any]] = {}
         self.blocked: set[int] = set()
+        self.webhook_urls: list[str] = []
+        self.webhook_secret = ""
+        self._next_url = 0
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self.deliveries: list[tuple[int, str, int | str]] = []
+        """(update id, URL, HTTP status or error) of each webhook delivery attempt."""
+        self.undelivered: list[int] = []
         """Chats of users who blocked the bot (403 on sending)."""
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -375,10 +382,50 @@ class FakeBotAPI:
         message = body.get("message")
         if message is not None:
             self.user_messages[(message["chat"]["id"], message["message_id"])] = message
+        if self.webhook_urls:
+            update = {"update_id": uid, **body}
+            task = asyncio.get_running_loop().create_task(self._deliver(update))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+            return uid
         async with self._new_updates:
             self.updates.append({"update_id": uid, **body})
             self._new_updates.notify_all()
         return uid
+
+    # --- webhook mode -------------------------------------------------------------------------------
+
+    def use_webhook(self, urls: list[str], secret: str) -> None:
+        """Push updates to these webhook URLs (in turn, as several replicas behind a balancer),
+        as Telegram does: an update counts as delivered on a 2xx answer; otherwise (an error, a
+        refused connection, a timeout) it is delivered again, to the next URL."""
+        self.webhook_urls = list(urls)
+        self.webhook_secret = secret
+        self._next_url = 0
+
+    async def _deliver(self, update: dict[str, Any], *, attempts: int = 20) -> None:
+        import aiohttp
+
+        uid = update["update_id"]
+        async with aiohttp.ClientSession() as http:
+            for attempt in range(attempts):
+                url = self.webhook_urls[self._next_url % len(self.webhook_urls)]
+                self._next_url += 1
+                try:
+                    async with http.post(
+                        url,
+                        json=update,
+                        headers={"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret},
+                        timeout=aiohttp.ClientTimeout(total=60),
+                    ) as response:
+                        self.deliveries.append((uid, url, response.status))
+                        if 200 <= response.status < 300:
+                            self.mark_handled(uid)
+                            return
+                except (aiohttp.ClientError, TimeoutError) as e:
+                    self.deliveries.append((uid, url, type(e).__name__))
+                await asyncio.sleep(min(1.0, 0.05 * (attempt + 1)))
+        self.undelivered.append(uid)
 
     def mark_handled(self, update_id: int) -> None:
         self._handled.add(update_id)

@@ -13,6 +13,7 @@ from aiogram.types import Update
 from bot.service import Service, Tuning
 from bot.settings import Settings
 from bot.telegram.app import register_commands
+from bot.webhook import WebhookServer
 
 from .conftest import FLOWS
 from .fakebot import TOKEN, FakeBotAPI
@@ -92,3 +93,42 @@ class BotRunner(Service):
                 await self.dp.stop_polling()
             await asyncio.wait_for(self.task, 10)
         await super().stop(crash=crash)
+
+
+WEBHOOK_SECRET = "test_secret-123"
+
+
+class Replica(Service):
+    """The bot as ``python -m bot webhook`` runs it, in this event loop: a webhook server on a
+    free port that the fake server pushes updates to."""
+
+    def __init__(self, api: FakeBotAPI, settings: Settings) -> None:
+        super().__init__(
+            settings,
+            webhook=True,
+            tuning=Tuning(analytics_flush=0.05, retry_base_pause=0.01, alert_base_pause=0.05),
+        )
+        self.api = api
+        self.server: WebhookServer | None = None
+
+    async def start(self) -> Replica:
+        await super().start()
+        self.server = WebhookServer(self)
+        await self.server.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None and self.server.port is not None
+        return f"http://127.0.0.1:{self.server.port}{self.settings.webhook_path}"
+
+    async def stop(self, *, crash: bool = False) -> None:
+        if self.server is not None:
+            await self.server.stop()
+        await super().stop(crash=crash)
+
+
+def webhook_settings(api: FakeBotAPI, tmp_path: Path, **overrides: Any) -> Settings:
+    return make_settings(
+        api, tmp_path, webhook_secret=WEBHOOK_SECRET, webhook_host="127.0.0.1", webhook_port=0, **overrides
+    )

@@ -18,6 +18,8 @@ RETURNING_DAYS = 30
 """A prospect's new submission updates their open lead from the last 30 days (see README)."""
 TRANSCRIPT_LIMIT = 60
 NOTE_LIMIT = 2000
+ALERT_LEASE = 60.0
+"""Seconds an alert being sent is reserved for its sender."""
 PERSONAL_FIELDS = (
     "company",
     "contact_name",
@@ -252,14 +254,34 @@ class LeadRepository:
 
     # --- the outbox -------------------------------------------------------------------------------
 
-    async def due_alerts(self, limit: int = 20) -> list[tuple[Outbox, Lead]]:
+    async def due_alerts(self, limit: int = 20, lease: float = ALERT_LEASE) -> list[tuple[Outbox, Lead]]:
+        """Claim the alerts that are due: each is leased to this sender for ``lease`` seconds, so
+        several replicas never send the same alert twice (one that crashes mid-send leaves it to
+        the others once the lease is over)."""
+        now = utcnow()
+        async with self.db.write() as session:
+            due = (
+                select(Outbox.id)
+                .where(Outbox.sent_at.is_(None), Outbox.next_attempt_at <= now)
+                .order_by(Outbox.id)
+                .limit(limit)
+                .scalar_subquery()
+            )
+            claimed = await session.scalars(
+                update(Outbox)
+                .where(Outbox.id.in_(due), Outbox.sent_at.is_(None), Outbox.next_attempt_at <= now)
+                .values(next_attempt_at=now + timedelta(seconds=lease))
+                .returning(Outbox.id)
+            )
+            ids = list(claimed)
+        if not ids:
+            return []
         async with self.db.sessions() as session:
             rows = await session.execute(
                 select(Outbox, Lead)
                 .join(Lead, Lead.id == Outbox.lead_id)
-                .where(Outbox.sent_at.is_(None), Outbox.next_attempt_at <= utcnow())
+                .where(Outbox.id.in_(ids))
                 .order_by(Outbox.id)
-                .limit(limit)
             )
             return [(o, lead) for o, lead in rows.all()]
 

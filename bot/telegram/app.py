@@ -9,7 +9,9 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.types import BotCommand, ErrorEvent
 
@@ -58,7 +60,10 @@ def build_dispatcher(
     isolation: BaseEventIsolation | None = None,
     effect_handlers: list[EffectHandler] | None = None,
     live: LiveChatRepository | None = None,
+    redeliver_failures: bool = False,
 ) -> Dispatcher:
+    """``redeliver_failures`` (webhook): an update whose handling failed for a reason other than
+    the Bot API (the database, Redis) is answered with an error, so Telegram delivers it again."""
     runtime = Runtime(
         settings=settings,
         engine=engine,
@@ -83,16 +88,22 @@ def build_dispatcher(
     dp.include_routers(
         conversation.build_router(), admin.build_router(), staff.build_router(), handoff.build_router()
     )
-    dp.errors.register(_on_error)
+    dp.errors.register(_on_error if not redeliver_failures else _on_error_redeliver)
     return dp
 
 
-async def _on_error(event: ErrorEvent) -> bool:
+async def _on_error_redeliver(event: ErrorEvent) -> Any:
+    return await _on_error(event, redeliver=True)
+
+
+async def _on_error(event: ErrorEvent, redeliver: bool = False) -> Any:
     update = event.update
     log.error("update %s failed: %r", update.update_id, event.exception, exc_info=event.exception)
     if update.callback_query is not None:
         with contextlib.suppress(Exception):  # best effort: stop the spinner; the error is logged
             await update.callback_query.answer()
+    if redeliver and not isinstance(event.exception, TelegramAPIError):
+        return UNHANDLED  # raised again: the webhook answers 500 and Telegram redelivers
     return True
 
 

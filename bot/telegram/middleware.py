@@ -54,7 +54,7 @@ class ConversationMiddleware(BaseMiddleware):
     ) -> Any:
         store = self.runtime.store
         record = await store.load(key) or EMPTY
-        if record.last_update is not None and event.update_id <= record.last_update:
+        if record.seen(event.update_id):
             log.info("update %s for %s is a duplicate; dropped", event.update_id, key)
             if event.callback_query is not None:
                 await event.callback_query.answer()
@@ -64,7 +64,7 @@ class ConversationMiddleware(BaseMiddleware):
         try:
             return await handler(event, data)
         finally:
-            await self.runtime.keep(session, event.update_id)
+            await self.runtime.keep(session, record, event.update_id)
 
 
 def event_chat_id(data: dict[str, Any]) -> int:

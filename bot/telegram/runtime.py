@@ -94,18 +94,18 @@ class Runtime:
         key = str(chat_id)
         async with self.isolation.lock(StorageKey(bot_id=bot.id, chat_id=chat_id, user_id=chat_id)):
             record = await self.store.load(key) or EMPTY
-            if update_id is not None and record.last_update is not None and update_id <= record.last_update:
+            if update_id is not None and record.seen(update_id):
                 yield None
                 return
-            last = update_id if update_id is not None else record.last_update
-            session = self.session_of(key, chat_id, bot, record, last or 0)
+            session = self.session_of(key, chat_id, bot, record, update_id or record.last_update or 0)
             try:
                 yield session
             finally:
-                await self.keep(session, last)
+                await self.keep(session, record, update_id)
 
     @staticmethod
     def session_of(key: str, chat_id: int, bot: Bot, record: Record, update_id: int) -> ChatSession:
+        """The conversation of ``record`` while ``update_id`` is handled."""
         return ChatSession(
             key=key,
             update_id=update_id,
@@ -117,18 +117,21 @@ class Runtime:
             bot=bot,
         )
 
-    async def keep(self, session: ChatSession, last_update: int | None) -> None:
-        """Save the conversation after an update (or delete it, after /forget)."""
+    async def keep(self, session: ChatSession, record: Record, update_id: int | None) -> None:
+        """Save the conversation after ``update_id`` (None: a change from staff), or delete it
+        after /forget."""
         if session.forgotten:  # /forget: nothing of the conversation is kept
             await self.store.delete(session.key)
             return
+        last, recent = record.after(update_id)
         await self.store.save(
             session.key,
             Record(
                 session.state,
-                last_update,
+                last,
                 session.menu_id,
                 tuple(session.transcript),
                 session.contact_keyboard,
+                recent,
             ),
         )
