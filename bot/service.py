@@ -31,6 +31,7 @@ from bot.staff.livechats import LiveChatRepository
 from bot.storage import ConversationStore, MemoryStore, RedisStore, SqlStore
 from bot.telegram.alerts import AlertSender
 from bot.telegram.app import build_bot, build_dispatcher, register_commands
+from bot.telegram.limits import BlockedChats
 from bot.telegram.reload import watch_content
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.runtime import Runtime
@@ -49,6 +50,8 @@ class Tuning:
     retry_base_pause: float = 0.5
     alert_base_pause: float = 2.0
     purge_every: float = 3600.0
+    request_timeout: float | None = None
+    """Seconds a Bot API request may take (default: aiogram's)."""
 
 
 class Service:
@@ -122,7 +125,15 @@ class Service:
             self.leads = LeadRepository(db, staff_chat_id=settings.staff_chat_id)
             self.analytics = Analytics(db, flush_interval=tuning.analytics_flush)
             self.accounts = StaffAccounts(db)
-        self.bot = bot = build_bot(settings, retry=RetryMiddleware(base_pause=tuning.retry_base_pause))
+        self.blocked = BlockedChats(self.db)
+        await self.blocked.load()
+        session_options = {"timeout": tuning.request_timeout} if tuning.request_timeout else {}
+        self.bot = bot = build_bot(
+            settings,
+            retry=RetryMiddleware(base_pause=tuning.retry_base_pause),
+            blocked=self.blocked,
+            **session_options,
+        )
         if self.leads is not None and settings.staff_chat_id is not None:
             self.alerts = AlertSender(bot, self.leads, content, base_pause=tuning.alert_base_pause)
         engine = Engine(
@@ -136,6 +147,7 @@ class Service:
             alerts=self.alerts,
             analytics=self.analytics,
             isolation=self.isolation,
+            blocked=self.blocked,
             redeliver_failures=self.webhook,
             live=LiveChatRepository(self.db) if self.db is not None else None,
         )

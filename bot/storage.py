@@ -138,6 +138,7 @@ class SqlStore:
         self._dirty: dict[str, Record] = {}
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()
         self._insert = sqlite_insert if db.is_sqlite else pg_insert
 
     async def load(self, key: str) -> Record | None:
@@ -170,11 +171,13 @@ class SqlStore:
             self._wake.set()
 
     async def delete(self, key: str) -> None:
-        """Forget a conversation at once (``/forget``): from the cache, the queue and the table."""
-        self._cache.pop(key, None)
-        self._dirty.pop(key, None)
-        async with self.db.engine.begin() as conn:
-            await conn.execute(delete(Conversation).where(Conversation.key == key))
+        """Forget a conversation at once (``/forget``): from the cache, the queue and the table.
+        A batch being written may hold it: the delete waits for that write, or it would be undone."""
+        async with self._writing:
+            self._cache.pop(key, None)
+            self._dirty.pop(key, None)
+            async with self.db.engine.begin() as conn:
+                await conn.execute(delete(Conversation).where(Conversation.key == key))
 
     async def purge(self, idle_days: int) -> int:
         """Delete conversations idle for ``idle_days`` (unfinished forms with them)."""
@@ -195,13 +198,16 @@ class SqlStore:
     async def flush(self) -> None:
         """Write every changed record now."""
         while self._dirty:
-            batch, self._dirty = self._dirty, {}
-            try:
-                await self._write(batch)
-            except Exception:
-                for key, record in batch.items():  # keep what was not superseded meanwhile
-                    self._dirty.setdefault(key, record)
-                raise
+            async with self._writing:
+                batch, self._dirty = self._dirty, {}
+                if not batch:  # deleted while this waited
+                    continue
+                try:
+                    await self._write(batch)
+                except Exception:
+                    for key, record in batch.items():  # keep what was not superseded meanwhile
+                        self._dirty.setdefault(key, record)
+                    raise
 
     async def _flush_loop(self) -> None:
         while True:

@@ -35,6 +35,8 @@ class Fault:
     times: int = 1
     chat_id: int | None = None
     """Only requests to this chat fail (None: any)."""
+    delay: float = 0.0
+    """Answer only after this long (a client with a shorter timeout gives up first)."""
 
 
 @dataclass
@@ -137,9 +139,11 @@ class FakeBotAPI:
         retry_after: int | None = None,
         times: int = 1,
         chat_id: int | None = None,
+        delay: float = 0.0,
     ) -> Fault:
-        """The next ``times`` calls of ``method`` (to ``chat_id``, if given) fail."""
-        fault = Fault(method, status, description, retry_after, times, chat_id)
+        """The next ``times`` calls of ``method`` (to ``chat_id``, if given) fail (after ``delay``
+        seconds: a timeout for a client that waits less; the request is not carried out)."""
+        fault = Fault(method, status, description, retry_after, times, chat_id, delay)
         self.faults.append(fault)
         return fault
 
@@ -173,6 +177,8 @@ class FakeBotAPI:
             wrong_chat = fault.chat_id is not None and str(fault.chat_id) != str(params.get("chat_id"))
             if fault.method == method and fault.times > 0 and not wrong_chat:
                 fault.times -= 1
+                if fault.delay:
+                    await asyncio.sleep(fault.delay)
                 return _error(fault.status, fault.description, fault.retry_after)
         handler = getattr(self, f"m_{method}", None)
         if handler is None:

@@ -34,6 +34,11 @@ def make_settings(api: FakeBotAPI, tmp_path: Path, **overrides: Any) -> Settings
         "web_enabled": False,
         "web_port": 0,
         "working_hours": "always",
+        # Telegram's real limits would only slow the tests down; the limit tests set them.
+        "rate_per_chat": 1000.0,
+        "rate_per_group": 1000.0,
+        "rate_global": 10000.0,
+        "flood_rate": 1000.0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -44,7 +49,13 @@ class BotRunner(Service):
     every handled update is reported to the fake (so a test can wait for it)."""
 
     def __init__(
-        self, api: FakeBotAPI, settings: Settings, *, memory: bool = False, flush_interval: float = 0.05
+        self,
+        api: FakeBotAPI,
+        settings: Settings,
+        *,
+        memory: bool = False,
+        flush_interval: float = 0.05,
+        request_timeout: float | None = None,
     ) -> None:
         super().__init__(
             settings,
@@ -54,6 +65,7 @@ class BotRunner(Service):
                 analytics_flush=0.05,
                 retry_base_pause=0.01,
                 alert_base_pause=0.05,
+                request_timeout=request_timeout,
             ),
         )
         self.api = api

@@ -221,3 +221,13 @@ class RelayMessage(Base):
     staff_chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     live_chat_id: Mapped[int] = mapped_column(ForeignKey("live_chats.id", ondelete="CASCADE"), index=True)
+
+
+class BlockedChat(Base):
+    """A prospect who blocked the bot (a 403 when sending): nothing is sent to them until they
+    write again."""
+
+    __tablename__ = "blocked_chats"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    blocked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -25,23 +25,39 @@ from bot.storage import ConversationStore
 from bot.telegram.alerts import AlertSender
 from bot.telegram.isolation import ChatLocks
 from bot.telegram.leads import lead_effects
+from bot.telegram.limits import BlockedChats, SendLimiter
 from bot.telegram.live import LiveDesk
 from bot.telegram.middleware import ConversationMiddleware
 from bot.telegram.retry import RetryMiddleware
-from bot.telegram.routers import admin, conversation, handoff, staff
+from bot.telegram.routers import admin, conversation, handoff, membership, staff
 from bot.telegram.runtime import EffectHandler, Runtime
 from bot.telegram.session import BotSession
 
 log = logging.getLogger(__name__)
 
 
-def build_bot(settings: Settings, *, retry: RetryMiddleware | None = None, **session_kwargs: Any) -> Bot:
+def build_bot(
+    settings: Settings,
+    *,
+    retry: RetryMiddleware | None = None,
+    blocked: BlockedChats | None = None,
+    **session_kwargs: Any,
+) -> Bot:
     """A Bot on the configured Bot API server (the public one, a self-hosted one, or a fake),
-    whose requests are retried when they fail for a passing reason (429, 5xx, network)."""
+    whose requests are retried when they fail for a passing reason (429, 5xx, network) and paced
+    to Telegram's sending limits; nothing is sent to a chat in ``blocked``."""
     if settings.bot_token is None:
         raise ValueError("BOT_TOKEN is not set")
     session = BotSession(api=TelegramAPIServer.from_base(settings.telegram_api_base), **session_kwargs)
     session.middleware(retry or RetryMiddleware())
+    session.middleware(  # inside the retries: each attempt is paced
+        SendLimiter(
+            per_chat=settings.rate_per_chat,
+            per_group=settings.rate_per_group,
+            overall=settings.rate_global,
+            blocked=blocked,
+        )
+    )
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -60,6 +76,7 @@ def build_dispatcher(
     isolation: BaseEventIsolation | None = None,
     effect_handlers: list[EffectHandler] | None = None,
     live: LiveChatRepository | None = None,
+    blocked: BlockedChats | None = None,
     redeliver_failures: bool = False,
 ) -> Dispatcher:
     """``redeliver_failures`` (webhook): an update whose handling failed for a reason other than
@@ -72,6 +89,7 @@ def build_dispatcher(
         alerts=alerts,
         analytics=analytics,
         isolation=isolation or ChatLocks(),
+        blocked=blocked or BlockedChats(None),
     )
     if effect_handlers is not None:
         runtime.effect_handlers = effect_handlers
@@ -86,7 +104,11 @@ def build_dispatcher(
     dp.update.outer_middleware(ConversationMiddleware(runtime, runtime.isolation))
     # The conversation first: prospects' updates (nearly all of them) stop there.
     dp.include_routers(
-        conversation.build_router(), admin.build_router(), staff.build_router(), handoff.build_router()
+        conversation.build_router(),
+        admin.build_router(),
+        staff.build_router(),
+        handoff.build_router(),
+        membership.build_router(),
     )
     dp.errors.register(_on_error if not redeliver_failures else _on_error_redeliver)
     return dp

@@ -42,6 +42,13 @@ class ConversationMiddleware(BaseMiddleware):
             return await handler(event, data)
         key = conversation_key(chat)
         bot: Bot = data["bot"]
+        runtime = self.runtime
+        if not await runtime.flood.admit(chat.id, lambda: self._flood_notice(bot, chat.id, data)):
+            if event.callback_query is not None:
+                await event.callback_query.answer()
+            return UNHANDLED
+        if chat.id in runtime.blocked:
+            await runtime.blocked.unmark(chat.id)  # they write again: they unblocked the bot
         async with self.isolation.lock(StorageKey(bot_id=bot.id, chat_id=chat.id, user_id=chat.id)):
             return await self._handle(handler, event, data, key)
 
@@ -65,6 +72,12 @@ class ConversationMiddleware(BaseMiddleware):
             return await handler(event, data)
         finally:
             await self.runtime.keep(session, record, event.update_id)
+
+    async def _flood_notice(self, bot: Bot, chat_id: int, data: dict[str, Any]) -> None:
+        user = data.get("event_from_user")
+        engine = self.runtime.engine
+        locale = engine.locale_for(getattr(user, "language_code", None))
+        await bot.send_message(chat_id, engine.content.t("flood_notice", locale))
 
 
 def event_chat_id(data: dict[str, Any]) -> int:

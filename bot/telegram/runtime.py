@@ -18,6 +18,7 @@ from bot.engine.state import State
 from bot.settings import Settings
 from bot.storage import ConversationStore, Record
 from bot.telegram.isolation import ChatLocks
+from bot.telegram.limits import BlockedChats, FloodGate
 from bot.telegram.staff import StaffDirectory
 
 if TYPE_CHECKING:
@@ -78,12 +79,16 @@ class Runtime:
     live: LiveDesk | None = None
     """Live chats between prospects and staff (when there is a database)."""
     isolation: BaseEventIsolation = field(default_factory=ChatLocks)
+    blocked: BlockedChats = field(default_factory=lambda: BlockedChats(None))
+    """Prospects who blocked the bot."""
+    flood: FloodGate = field(init=False)
     """Holds one chat's lock while an update of it (or a change from staff) is handled."""
     staff: StaffDirectory = field(init=False)
     """Who is staff (admins, members of the staff group)."""
 
     def __post_init__(self) -> None:
         self.staff = StaffDirectory(self.settings)
+        self.flood = FloodGate(self.settings.flood_rate)
 
     @contextlib.asynccontextmanager
     async def conversation(
