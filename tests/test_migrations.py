@@ -43,3 +43,29 @@ def test_downgrade_and_upgrade_keep_the_search_index_working(tmp_path: Path) -> 
         stale = c.execute(text("SELECT rowid FROM leads_search WHERE leads_search MATCH '\"云服务\"'")).all()
     engine.dispose()
     assert hits == [(1,)] and stale == []
+
+
+async def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    """Three processes migrating the same PostgreSQL database at once (replicas starting): they
+    take turns (an advisory lock), and the schema is made once."""
+    import asyncio
+    import os
+    import sys
+
+    from bot.db import create_database
+
+    env = {**os.environ, "DATABASE_URL": postgres_url}
+    command = (sys.executable, "-m", "bot", "db", "upgrade")
+    out = asyncio.subprocess.PIPE
+    procs = [
+        await asyncio.create_subprocess_exec(*command, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT)
+        for _ in range(3)
+    ]
+    outputs = [(await asyncio.wait_for(p.communicate(), 120))[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    db = create_database(postgres_url)
+    async with db.engine.connect() as connection:
+        versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
+        differences = await connection.run_sync(_differences)
+    await db.dispose()
+    assert len(versions) == 1 and differences == []

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from bot.db.engine import create_database
 from bot.db.models import Base
 
 target_metadata = Base.metadata
+MIGRATION_LOCK = 7_202_611_250_001
+"""PostgreSQL advisory lock held while migrating."""
 
 
 def _run(connection: Connection) -> None:
@@ -21,6 +24,9 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together migrate one at a time; the others then find it done.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
