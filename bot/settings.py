@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     rate_global: float = Field(default=30.0, gt=0, description="Messages per second in all")
     rate_per_group: float = Field(default=20 / 60, gt=0, description="Messages per second to one group")
     flood_rate: float = Field(
-        default=1.0, gt=0, description="A prospect's updates handled per second beyond a burst of 10"
+        default=2.0, gt=0, description="A prospect's updates handled per second beyond a burst of 10"
     )
 
     @field_validator("webhook_secret")
