@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from bot.db.engine import Database
-from bot.db.models import Lead, Outbox
+from bot.db.models import Lead, Outbox, utcnow
 from bot.leads.repository import LeadRepository, LeadSubmission
 
 ANSWERS = {
@@ -139,3 +139,16 @@ async def test_forget_clears_every_personal_field(db: Database) -> None:
     assert gone.headcount == 80 and gone.schemes == ["iso20000"]  # no personal data: kept for the figures
     assert leads[2].company == "<b>ACME</b> & Co"
     assert [o.lead_id for o in await rows(db, Outbox)] == [2]  # its unsent alert is gone too
+
+
+async def test_alerts_are_claimed_once_and_can_be_given_back(db: Database) -> None:
+    repo = LeadRepository(db, staff_chat_id=-100)
+    await repo.submit(sub("42:1"))
+    await repo.submit(sub("7:1", user=7))
+    first = await repo.due_alerts()
+    assert [o.lead_id for o, _ in first] == [1, 2]
+    assert await repo.due_alerts() == []  # another sender (replica) finds them taken
+    await repo.alert_sent(first[0][0].id, 555)
+    await repo.release_alerts([o.id for o, _ in first], utcnow())  # the unsent one is given back
+    [(again, lead)] = await repo.due_alerts()
+    assert again.id == first[1][0].id and lead.id == 2

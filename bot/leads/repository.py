@@ -18,7 +18,7 @@ RETURNING_DAYS = 30
 """A prospect's new submission updates their open lead from the last 30 days (see README)."""
 TRANSCRIPT_LIMIT = 60
 NOTE_LIMIT = 2000
-ALERT_LEASE = 60.0
+ALERT_LEASE = 300.0
 """Seconds an alert being sent is reserved for its sender."""
 PERSONAL_FIELDS = (
     "company",
@@ -254,7 +254,7 @@ class LeadRepository:
 
     # --- the outbox -------------------------------------------------------------------------------
 
-    async def due_alerts(self, limit: int = 20, lease: float = ALERT_LEASE) -> list[tuple[Outbox, Lead]]:
+    async def due_alerts(self, limit: int = 10, lease: float = ALERT_LEASE) -> list[tuple[Outbox, Lead]]:
         """Claim the alerts that are due: each is leased to this sender for ``lease`` seconds, so
         several replicas never send the same alert twice (one that crashes mid-send leaves it to
         the others once the lease is over)."""
@@ -284,6 +284,13 @@ class LeadRepository:
                 .order_by(Outbox.id)
             )
             return [(o, lead) for o, lead in rows.all()]
+
+    async def release_alerts(self, ids: list[int], at: datetime) -> None:
+        """Give claimed alerts back, due at ``at``."""
+        async with self.db.write() as session:
+            await session.execute(
+                update(Outbox).where(Outbox.id.in_(ids), Outbox.sent_at.is_(None)).values(next_attempt_at=at)
+            )
 
     async def next_alert_at(self) -> datetime | None:
         async with self.db.sessions() as session:

@@ -130,24 +130,37 @@ class AlertSender:
     async def deliver_due(self) -> int:
         """Send every alert that is due; return how many were delivered."""
         delivered = 0
-        for outbox, lead in await self.repo.due_alerts():
-            text = alert_text(self.content, lead, updated=outbox.kind == "updated_lead")
-            try:
-                sent = await self.bot.send_message(
-                    chat_id=outbox.chat_id, text=text, reply_markup=alert_buttons(self.content, lead.id)
-                )
-            except TelegramRetryAfter as e:
-                retry = utcnow() + timedelta(seconds=e.retry_after)
-                await self.repo.alert_failed(outbox.id, f"429: retry after {e.retry_after}s", retry)
-                log.warning("staff alert %s: flood control, retry in %ss", outbox.id, e.retry_after)
-                break  # the whole chat is limited: try the rest later too
-            except (TelegramAPIError, TelegramNetworkError, TimeoutError, OSError) as e:
-                pause = min(MAX_PAUSE, self.base_pause * 2.0 ** min(outbox.attempts, 10))
-                await self.repo.alert_failed(
-                    outbox.id, f"{type(e).__name__}: {e}", utcnow() + timedelta(seconds=pause)
-                )
-                log.warning("staff alert %s failed (%s); retry in %.0fs", outbox.id, type(e).__name__, pause)
-            else:
-                await self.repo.alert_sent(outbox.id, sent.message_id)
-                delivered += 1
+        claimed = await self.repo.due_alerts()
+        handled: set[int] = set()
+        resume_at = utcnow()
+        try:
+            for outbox, lead in claimed:
+                text = alert_text(self.content, lead, updated=outbox.kind == "updated_lead")
+                try:
+                    sent = await self.bot.send_message(
+                        chat_id=outbox.chat_id, text=text, reply_markup=alert_buttons(self.content, lead.id)
+                    )
+                except TelegramRetryAfter as e:
+                    resume_at = utcnow() + timedelta(seconds=e.retry_after)
+                    await self.repo.alert_failed(outbox.id, f"429: retry after {e.retry_after}s", resume_at)
+                    handled.add(outbox.id)
+                    log.warning("staff alert %s: flood control, retry in %ss", outbox.id, e.retry_after)
+                    break  # the whole chat is limited: the rest waits as long
+                except (TelegramAPIError, TelegramNetworkError, TimeoutError, OSError) as e:
+                    pause = min(MAX_PAUSE, self.base_pause * 2.0 ** min(outbox.attempts, 10))
+                    await self.repo.alert_failed(
+                        outbox.id, f"{type(e).__name__}: {e}", utcnow() + timedelta(seconds=pause)
+                    )
+                    log.warning(
+                        "staff alert %s failed (%s); retry in %.0fs", outbox.id, type(e).__name__, pause
+                    )
+                else:
+                    await self.repo.alert_sent(outbox.id, sent.message_id)
+                    delivered += 1
+                handled.add(outbox.id)
+        finally:
+            # Claimed but not sent (flood control, or stopping): due again at once, not after the lease.
+            rest = [outbox.id for outbox, _ in claimed if outbox.id not in handled]
+            if rest:
+                await asyncio.shield(self.repo.release_alerts(rest, resume_at))
         return delivered

@@ -129,6 +129,8 @@ class Dashboard:
         if not cookie or not hmac.compare_digest(str(form.get("csrf", "")), cookie):
             return self._login_form(request, error=_("The form has expired. Please try again."), status=403)
         address = request.remote or "?"
+        if len(self.failures) > 10_000:  # many addresses: keep memory bounded
+            self.failures.clear()
         recent = self.failures[address]
         now = time.monotonic()
         while recent and recent[0] < now - IP_WINDOW:
