@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import string
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,9 @@ PUBLIC_BOT_API = "https://api.telegram.org"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     bot_token: SecretStr | None = Field(default=None, description="Token from @BotFather")
     telegram_api_base: str = Field(default=PUBLIC_BOT_API, description="Bot API server base URL")
@@ -39,6 +42,10 @@ class Settings(BaseSettings):
     web_enabled: bool = Field(default=True, description="Serve the staff web dashboard")
     web_host: str = Field(default="127.0.0.1", description="Address the dashboard listens on")
     web_port: int = Field(default=8080, ge=0, le=65535, description="Port of the dashboard (0: any free)")
+    web_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or networks) whose X-Forwarded-For is believed",
+    )
     web_cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only (set when behind TLS)"
     )
@@ -107,6 +114,15 @@ class Settings(BaseSettings):
     @property
     def hours(self) -> WorkingHours:
         return WorkingHours.parse(self.working_hours, self.zone)
+
+    @field_validator("web_trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for part in value:
+            ipaddress.ip_network(part, strict=False)  # ValueError for a typo
+        return value
 
     @field_validator("admin_ids", mode="before")
     @classmethod

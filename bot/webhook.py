@@ -44,12 +44,15 @@ class WebhookServer:
         if settings.webhook_secret is None:
             raise ValueError("WEBHOOK_SECRET is not set: Telegram's requests could not be told from others")
         app = web.Application(client_max_size=4 * 1024 * 1024)
-        SimpleRequestHandler(
+        handler = SimpleRequestHandler(
             dispatcher=service.dp,
             bot=service.bot,
             handle_in_background=False,
             secret_token=settings.webhook_secret.get_secret_value(),
-        ).register(app, path=settings.webhook_path)
+        )
+        # Not handler.register(): its shutdown hook would close the bot's session before the
+        # updates in flight are finished; Service.stop closes it after.
+        app.router.add_post(settings.webhook_path, handler.handle)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         return app

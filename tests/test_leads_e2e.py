@@ -142,6 +142,7 @@ async def test_staff_buttons_check_rights(api: FakeBotAPI, running: BotRunner) -
     await p.press_data("st:take:1", p.menu)
     [lead] = await leads(running)
     assert lead.assigned_to is None
+    api.members[(STAFF_CHAT, 777)] = "member"  # Telegram confirms the presser is in the group
     staff = Prospect(api, 777, first_name="Zhao", username="zhao_sales", chat_id=STAFF_CHAT)
     await staff.press("我来跟进", alert)
     await staff.press("已联系", alert)

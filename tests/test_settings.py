@@ -41,3 +41,12 @@ def test_bad_working_hours_are_refused(spec: str) -> None:
         Settings(_env_file=None, working_hours=spec)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         Settings(_env_file=None, timezone="Mars/Olympus")  # type: ignore[call-arg]
+
+
+def test_the_shipped_env_example_loads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`cp .env.example .env` and fill in the token: every empty line means "not set"."""
+    env = (ROOT / ".env.example").read_text(encoding="utf-8").replace("BOT_TOKEN=", "BOT_TOKEN=1:x")
+    (tmp_path / ".env").write_text(env, encoding="utf-8")
+    settings = Settings(_env_file=tmp_path / ".env")  # type: ignore[call-arg]
+    assert settings.webhook_secret is None and settings.staff_chat_id is None and settings.redis_url is None
+    assert settings.bot_token is not None and settings.web_trusted_proxies == []

@@ -141,6 +141,11 @@ async def test_alert_buttons_take_mark_contacted_and_open_the_card(
     await running.alerts.deliver_due()
     [alert] = api.chat_messages(STAFF_CHAT)
     assert "L000001" in alert.visible and len(alert.labels) == 3
+    # A press in the staff group by someone Telegram does not list as a member does nothing.
+    outsider = Prospect(api, 903, chat_id=STAFF_CHAT)
+    await outsider.press("我来跟进", alert)
+    assert await lead_status(running, 1) == ("new", None)
+    api.members[(STAFF_CHAT, MEMBER)] = "member"
     member = Prospect(api, MEMBER, chat_id=STAFF_CHAT, username="li_sales")
     await member.press("我来跟进", alert)
     assert await lead_status(running, 1) == ("new", "@li_sales")

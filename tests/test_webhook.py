@@ -198,3 +198,29 @@ async def test_a_replica_killed_mid_conversation(
             victim.kill()
             await victim.wait()
         await survivor.stop()
+
+
+async def test_an_update_that_failed_is_handled_when_telegram_delivers_it_again(
+    api: FakeBotAPI, tmp_path: Path
+) -> None:
+    replica = await Replica(api, webhook_settings(api, tmp_path)).start()
+    api.use_webhook([replica.url], WEBHOOK_SECRET)
+    engine = replica.runtime.engine
+    original = engine.handle
+    failures = []
+
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(1)
+            raise ConnectionError("the database went away for a moment")
+        return original(*args, **kwargs)
+
+    engine.handle = flaky  # type: ignore[method-assign]
+    try:
+        p = Prospect(api, 7004, language_code="en")
+        [welcome] = await p.send("/start")
+        assert "certification assistant" in welcome.visible
+        statuses = [status for uid, _, status in api.deliveries if uid == p.last_update_id]
+        assert statuses == [500, 200]  # refused once, handled on the redelivery
+    finally:
+        await replica.stop()

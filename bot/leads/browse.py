@@ -94,7 +94,7 @@ class LeadQuery:
             kind=kind if kind in ("lead", "enquiry") else None,
             assigned=(args.get("assigned") or "").strip()[:100] or None,
             sort=sort if sort in SORTS else "newest",
-            page=max(1, min(int(page), 100_000)) if page.isdigit() else 1,
+            page=max(1, min(int(page), 100_000)) if page.isascii() and page.isdigit() else 1,
         )
 
     def params(self, **changes: Any) -> dict[str, str]:

@@ -7,6 +7,7 @@ cookie holds a random token; only its SHA-256 is stored, with the session's CSRF
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ class WebIdentity:
 class StaffAccounts:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._unknown: dict[str, tuple[int, datetime | None]] = {}
+        """Failures on names that do not exist, counted as for accounts (nothing tells them apart)."""
 
     async def add(self, name: str, password: str) -> StaffUser:
         name = check_name(name)
@@ -100,27 +103,48 @@ class StaffAccounts:
             return list(await session.scalars(select(StaffUser.name).order_by(StaffUser.name)))
 
     async def sign_in(self, name: str, password: str) -> SignIn:
+        """Check a name and password. Hashing runs in a thread (it takes tens of milliseconds, on
+        purpose), outside any transaction. A name that does not exist is answered exactly as an
+        existing one: the same time, and the same lock after repeated failures."""
         now = utcnow()
         key = name.strip().lower()[:64]
-        async with self.db.write() as session:
+        async with self.db.sessions() as session:
             user = await session.scalar(select(StaffUser).where(StaffUser.name == key))
-            if user is None or not user.active:
-                _verify(_DUMMY, password)  # the same time as for a real account
+        if user is None or not user.active:
+            await asyncio.to_thread(_verify, _DUMMY, password)
+            return self._unknown_failed(key, now)
+        if user.locked_until is not None and _aware(user.locked_until) > now:
+            await asyncio.to_thread(_verify, _DUMMY, password)
+            return SignIn(None, locked_until=_aware(user.locked_until))
+        ok = await asyncio.to_thread(_verify, user.password_hash, password)
+        rehashed = None
+        if ok and _hasher.check_needs_rehash(user.password_hash):
+            rehashed = await asyncio.to_thread(_hasher.hash, password)
+        async with self.db.write() as session:
+            current = await session.get(StaffUser, user.id)
+            if current is None:
                 return SignIn(None)
-            if user.locked_until is not None and _aware(user.locked_until) > now:
-                return SignIn(None, locked_until=_aware(user.locked_until))
-            if not _verify(user.password_hash, password):
-                user.failed_logins += 1
-                over = user.failed_logins - FREE_FAILURES
-                if over >= 0:
-                    user.locked_until = now + min(MAX_LOCK, BASE_LOCK * 2**over)
-                return SignIn(None, locked_until=user.locked_until)
-            user.failed_logins = 0
-            user.locked_until = None
-            user.last_login_at = now
-            if _hasher.check_needs_rehash(user.password_hash):
-                user.password_hash = _hasher.hash(password)
-            return SignIn(user)
+            if not ok:
+                current.failed_logins += 1
+                current.locked_until = _lock_after(current.failed_logins, now)
+                return SignIn(None, locked_until=current.locked_until)
+            current.failed_logins = 0
+            current.locked_until = None
+            current.last_login_at = now
+            if rehashed is not None:
+                current.password_hash = rehashed
+            return SignIn(current)
+
+    def _unknown_failed(self, key: str, now: datetime) -> SignIn:
+        failures, locked_until = self._unknown.get(key, (0, None))
+        if locked_until is not None and locked_until > now:
+            return SignIn(None, locked_until=locked_until)
+        if len(self._unknown) > 10_000:
+            self._unknown.clear()
+        failures += 1
+        locked_until = _lock_after(failures, now)
+        self._unknown[key] = (failures, locked_until)
+        return SignIn(None, locked_until=locked_until)
 
     async def open_session(self, user_id: int) -> tuple[str, str]:
         """A new session: (cookie token, CSRF token)."""
@@ -157,6 +181,11 @@ class StaffAccounts:
     async def close_session(self, token: str) -> None:
         async with self.db.write() as session:
             await session.execute(delete(WebSession).where(WebSession.token_hash == _digest(token)))
+
+
+def _lock_after(failures: int, now: datetime) -> datetime | None:
+    over = failures - FREE_FAILURES
+    return now + min(MAX_LOCK, BASE_LOCK * 2**over) if over >= 0 else None
 
 
 def _verify(hashed: str, password: str) -> bool:

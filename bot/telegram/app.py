@@ -90,6 +90,7 @@ def build_dispatcher(
         analytics=analytics,
         isolation=isolation or ChatLocks(),
         blocked=blocked or BlockedChats(None),
+        redeliver_failures=redeliver_failures,
     )
     if effect_handlers is not None:
         runtime.effect_handlers = effect_handlers

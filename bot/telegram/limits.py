@@ -120,6 +120,17 @@ class BlockedChats:
     def __contains__(self, chat_id: object) -> bool:
         return chat_id in self.chats
 
+    async def confirm(self, chat_id: int) -> bool:
+        """Whether a chat marked here is still blocked: another replica may have seen the user
+        write again (and unmarked them) since."""
+        if self.db is None:
+            return True
+        async with self.db.sessions() as session:
+            still = await session.get(BlockedChat, chat_id) is not None
+        if not still:
+            self.chats.discard(chat_id)
+        return still
+
     async def mark(self, chat_id: int) -> None:
         if chat_id in self.chats:
             return
@@ -167,7 +178,12 @@ class SendLimiter(BaseRequestMiddleware):
             return await make_request(bot, method)
         chat_id = sending.chat_id
         private = isinstance(chat_id, int) and chat_id > 0
-        if private and chat_id in self.blocked:
+        if (
+            isinstance(chat_id, int)
+            and private
+            and chat_id in self.blocked
+            and await self.blocked.confirm(chat_id)
+        ):
             raise TelegramForbiddenError(
                 method=cast(TelegramMethod[Any], method), message="Forbidden: bot was blocked by the user"
             )

@@ -147,6 +147,8 @@ class LiveDesk:
     async def relay(self, bot: Bot, chat: ChatSession, user: User, effect: Effect) -> list[str]:
         assert chat.chat_id is not None
         notices: list[str] = []
+        if self.runtime.settings.staff_chat_id is None:
+            return notices  # nobody to pass it to; the enquiry was kept when the chat began
         live = await self.repo.open_for(chat.chat_id)
         if live is None:  # not opened (no group then, or lost): open it now
             notices = await self.open(bot, chat, user, Effect("live", {"locale": self.locale}))

@@ -69,9 +69,14 @@ class ConversationMiddleware(BaseMiddleware):
         session = self.runtime.session_of(key, event_chat_id(data), data["bot"], record, event.update_id)
         data["chat_session"] = session
         try:
-            return await handler(event, data)
-        finally:
-            await self.runtime.keep(session, record, event.update_id)
+            result = await handler(event, data)
+        except Exception:
+            if not self.runtime.redeliver_failures:
+                await self.runtime.keep(session, record, event.update_id)
+            # else: not recorded as handled, so Telegram's redelivery is handled from the start
+            raise
+        await self.runtime.keep(session, record, event.update_id)
+        return result
 
     async def _flood_notice(self, bot: Bot, chat_id: int, data: dict[str, Any]) -> None:
         user = data.get("event_from_user")

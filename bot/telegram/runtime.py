@@ -76,6 +76,8 @@ class Runtime:
     alerts: AlertSender | None = None
     analytics: Analytics | None = None
     effect_handlers: list[EffectHandler] = field(default_factory=lambda: [log_effect])
+    redeliver_failures: bool = False
+    """Webhook: an update whose handling failed is left unrecorded, for Telegram to deliver again."""
     live: LiveDesk | None = None
     """Live chats between prospects and staff (when there is a database)."""
     isolation: BaseEventIsolation = field(default_factory=ChatLocks)

@@ -47,13 +47,17 @@ class StaffDirectory:
     def is_admin(self, user: User | None) -> bool:
         return user is not None and user.id in self.settings.admin_ids
 
-    async def is_staff(self, bot: Bot, user: User | None, chat: Chat | None = None) -> bool:
+    async def is_staff(
+        self, bot: Bot, user: User | None, chat: Chat | None = None, *, trust_chat: bool = True
+    ) -> bool:
+        """``trust_chat``: a message written in the staff group is a member's (only members can
+        write there). A button press is not trusted so: it is checked with Telegram."""
         if user is None or user.is_bot:
             return False
         group = self.settings.staff_chat_id
-        if user.id in self.settings.admin_ids or (
-            chat is not None and group is not None and chat.id == group
-        ):
+        if user.id in self.settings.admin_ids:
+            return True
+        if trust_chat and chat is not None and group is not None and chat.id == group:
             return True
         if group is None:
             return False
@@ -143,7 +147,7 @@ def list_data(query: LeadQuery) -> str:
 
 def parse_list_data(data: str, content: Content) -> LeadQuery | None:
     parts = data.split(":")
-    if len(parts) != 4 or not parts[3].isdigit():
+    if len(parts) != 4 or not (parts[3].isascii() and parts[3].isdigit()):
         return None
     status = parts[1] if parts[1] in LEAD_STATUSES else None
     scheme = parts[2] if parts[2] in scheme_titles(content, content.default_locale) else None

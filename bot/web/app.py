@@ -12,6 +12,7 @@ an HttpOnly SameSite session cookie whose token is stored hashed, a CSRF token o
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 import time
 from collections import defaultdict, deque
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from aiohttp import web
@@ -97,6 +98,20 @@ class Dashboard:
             raise web.HTTPSeeOther("/leads")
         return self._login_form(request, error=None)
 
+    def _client(self, request: web.Request) -> str:
+        """The browser's address: the peer's, or the one our reverse proxy forwards for it."""
+        peer = request.remote or "?"
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded and self.settings.web_trusted_proxies:
+            try:
+                address = ipaddress.ip_address(peer)
+            except ValueError:
+                return peer
+            networks = (ipaddress.ip_network(n, strict=False) for n in self.settings.web_trusted_proxies)
+            if any(address in network for network in networks):
+                return forwarded.split(",")[-1].strip()[:64] or peer
+        return peer
+
     def _login_form(self, request: web.Request, *, error: str | None, status: int = 200) -> web.Response:
         # The same token while the cookie lasts: a second tab (or the browser fetching a favicon
         # through the sign-in redirect) must not make the first form stale.
@@ -126,9 +141,9 @@ class Dashboard:
         form = await request.post()
         _ = translator(self.locale)
         cookie = request.cookies.get(LOGIN_COOKIE, "")
-        if not cookie or not hmac.compare_digest(str(form.get("csrf", "")), cookie):
+        if not cookie or not _same(str(form.get("csrf", "")), cookie):
             return self._login_form(request, error=_("The form has expired. Please try again."), status=403)
-        address = request.remote or "?"
+        address = self._client(request)
         if len(self.failures) > 10_000:  # many addresses: keep memory bounded
             self.failures.clear()
         recent = self.failures[address]
@@ -299,7 +314,7 @@ class Dashboard:
             raise web.HTTPForbidden(text="sign in first")
         if request.method not in ("GET", "HEAD"):
             form = await request.post()
-            if not hmac.compare_digest(str(form.get("csrf", "")), identity.csrf):
+            if not _same(str(form.get("csrf", "")), identity.csrf):
                 _ = translator(self.locale)
                 return self.render(
                     request,
@@ -330,11 +345,22 @@ class Dashboard:
         return response
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison of two tokens (any text: compared as UTF-8 bytes)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 def _safe_next(target: str | None) -> str:
-    """A local path to go back to after signing in (never another site)."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and "\n" not in target:
-        return target
-    return ""
+    """A local path to go back to after signing in (never another site): no control characters
+    or backslashes (browsers and URL libraries drop or turn them into slashes), no scheme or host."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return ""
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return ""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return ""
+    return target
 
 
 def build_web_app(

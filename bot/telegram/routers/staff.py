@@ -199,7 +199,8 @@ async def _stats(message: Message, bot: Bot, runtime: Runtime, args: list[str]) 
 async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime) -> Any:
     message = query.message
     chat = message.chat if message is not None else None
-    if runtime.leads is None or not await runtime.staff.is_staff(bot, query.from_user, chat):
+    staff = runtime.staff
+    if runtime.leads is None or not await staff.is_staff(bot, query.from_user, chat, trust_chat=False):
         return await query.answer()
     data = query.data or ""
     if data.startswith("sl:"):
@@ -236,7 +237,7 @@ async def _card_button(query: CallbackQuery, bot: Bot, runtime: Runtime, data: s
     assert runtime.leads is not None
     content, locale = runtime.engine.content, _locale(runtime)
     parts = data.split(":")
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()):
         await query.answer()
         return
     lead_id, action = int(parts[1]), parts[2]
@@ -287,7 +288,7 @@ async def _alert_button(query: CallbackQuery, bot: Bot, runtime: Runtime, data: 
     """The buttons on a new-lead alert: take it, or mark it contacted; the alert shows who did."""
     assert runtime.leads is not None
     parts = data.split(":")
-    if len(parts) != 3 or not parts[2].isdigit():
+    if len(parts) != 3 or not (parts[2].isascii() and parts[2].isdigit()):
         return await query.answer()
     action, lead_id = parts[1], int(parts[2])
     user = query.from_user
