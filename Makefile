@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/leads.py
 	$(BIN)/python bench/faq.py
 	$(BIN)/python bench/staff_list.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

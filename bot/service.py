@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -167,6 +168,10 @@ class Service:
             )
             self.web, self.web_port = await start_web(app, settings.web_host, settings.web_port)
             log.info("staff dashboard on http://%s:%s/", settings.web_host, self.web_port)
+        # Importing aiogram and pydantic leaves ~200k long-lived objects: keep them out of the
+        # garbage collector's full passes, which otherwise pause the bot ~0.2 s each.
+        gc.collect()
+        gc.freeze()
         return self
 
     def _spawn(self, job: object) -> None:

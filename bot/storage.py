@@ -176,14 +176,14 @@ class SqlStore:
         async with self._writing:
             self._cache.pop(key, None)
             self._dirty.pop(key, None)
-            async with self.db.engine.begin() as conn:
+            async with self.db.write_connection() as conn:
                 await conn.execute(delete(Conversation).where(Conversation.key == key))
 
     async def purge(self, idle_days: int) -> int:
         """Delete conversations idle for ``idle_days`` (unfinished forms with them)."""
         await self.flush()
         cutoff = utcnow() - timedelta(days=idle_days)
-        async with self.db.engine.begin() as conn:
+        async with self.db.write_connection() as conn:
             keys = list(
                 (
                     await conn.execute(select(Conversation.key).where(Conversation.updated_at < cutoff))
@@ -230,7 +230,7 @@ class SqlStore:
             set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at},
         )
         rows = [{"key": key, "data": record.to_dict(), "updated_at": now} for key, record in batch.items()]
-        async with self.db.engine.begin() as conn:
+        async with self.db.write_connection() as conn:
             await conn.execute(stmt, rows)
 
     def _remember(self, key: str, record: Record) -> None:

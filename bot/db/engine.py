@@ -11,7 +11,13 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -43,6 +49,18 @@ class Database:
             session = await stack.enter_async_context(self.write_sessions())
             await stack.enter_async_context(session.begin())
             yield session
+
+    @contextlib.asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a write transaction, as ``write()`` (same lock, BEGIN IMMEDIATE on
+        SQLite), for bulk statements. Every writer of this process goes through the one lock, so
+        they queue here instead of colliding inside SQLite (whose busy wait gives up after the
+        timeout with "database is locked")."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self.write_lock is not None:
+                await stack.enter_async_context(self.write_lock)
+            connection = await stack.enter_async_context(self.writer.begin())
+            yield connection
 
     @property
     def is_sqlite(self) -> bool:
