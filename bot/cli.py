@@ -186,14 +186,7 @@ def chat(
 @app.command()
 def run() -> None:
     """Run the Telegram bot (long polling)."""
-    settings = Settings()
-    if settings.bot_token is None or not settings.bot_token.get_secret_value().strip():
-        typer.echo(
-            "BOT_TOKEN is not set. Put BOT_TOKEN=<token from @BotFather> in .env or the environment.\n"
-            "To try the conversation without Telegram, run: python -m bot chat",
-            err=True,
-        )
-        raise typer.Exit(2)
+    settings = _bot_settings()
     import asyncio
 
     from aiogram.utils.token import TokenValidationError
@@ -221,7 +214,11 @@ app.add_typer(webhook_app, name="webhook")
 def _bot_settings() -> Settings:
     settings = Settings()
     if settings.bot_token is None or not settings.bot_token.get_secret_value().strip():
-        typer.echo("BOT_TOKEN is not set. Put BOT_TOKEN=<token from @BotFather> in .env.", err=True)
+        typer.echo(
+            "BOT_TOKEN is not set. Put BOT_TOKEN=<token from @BotFather> in .env or the environment.\n"
+            "To try the conversation without Telegram, run: python -m bot chat",
+            err=True,
+        )
         raise typer.Exit(2)
     return settings
 

@@ -65,7 +65,10 @@ class Record:
         """``last_update`` and ``recent`` once ``update_id`` is handled too."""
         if update_id is None:
             return self.last_update, self.recent
-        recent = tuple(sorted({*self.recent, update_id}))[-RECENT:]
+        if not self.recent or update_id > self.recent[-1]:  # the usual case: ids come in order
+            recent = (*self.recent, update_id)[-RECENT:]
+        else:
+            recent = tuple(sorted({*self.recent, update_id}))[-RECENT:]
         return max(update_id, self.last_update or update_id), recent
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from aiogram.types import Update
 
 from bot.service import Service, Tuning
 from bot.settings import Settings
-from bot.telegram.app import register_commands
 from bot.webhook import WebhookServer
 
 from .conftest import FLOWS
@@ -84,7 +83,7 @@ class BotRunner(Service):
                 self.api.mark_handled(update.update_id)
 
         dp.feed_update = feed_update  # type: ignore[method-assign]
-        await register_commands(self.bot, self.content)
+        await self.announce()
         polls = len([c for c in self.api.calls if c.method == "getUpdates"])
         self.task = asyncio.create_task(self.poll(handle_signals=False, polling_timeout=1))
         for _ in range(200):  # until the first getUpdates arrives

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC
 from typing import Any
 
 from aiogram import Bot
@@ -123,8 +124,6 @@ def parse_list_args(words: list[str], content: Content) -> LeadQuery:
 def _when(settings: Settings, moment: Any) -> str:
     if moment is None:
         return "—"
-    from datetime import UTC
-
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return str(aware.astimezone(settings.zone).strftime("%m-%d %H:%M"))
 
@@ -224,8 +223,6 @@ def render_list(
 
 
 def _with(query: LeadQuery, **changes: Any) -> LeadQuery:
-    from dataclasses import replace
-
     return replace(query, **changes)
 
 

@@ -68,6 +68,7 @@ class Dashboard:
 
     def __post_init__(self) -> None:
         self.locale = self.settings.default_locale
+        self.proxies = [ipaddress.ip_network(n, strict=False) for n in self.settings.web_trusted_proxies]
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -107,8 +108,7 @@ class Dashboard:
                 address = ipaddress.ip_address(peer)
             except ValueError:
                 return peer
-            networks = (ipaddress.ip_network(n, strict=False) for n in self.settings.web_trusted_proxies)
-            if any(address in network for network in networks):
+            if any(address in network for network in self.proxies):
                 return forwarded.split(",")[-1].strip()[:64] or peer
         return peer
 
