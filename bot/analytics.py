@@ -97,8 +97,7 @@ class Analytics:
         )
         rows = [{"day": d, "kind": k, "key": key, "count": n} for (d, k, key), n in batch.items()]
         try:
-            async with self.db.write() as session:
-                await session.execute(stmt, rows)
+            await self.db.run_write(lambda session: session.execute(stmt, rows))
         except Exception:
             self.pending.update(batch)
             log.exception("writing %d analytics counters failed; kept for the next try", len(rows))

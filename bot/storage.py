@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+import orjson
 from redis.asyncio import Redis
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from bot.db.engine import Database
 from bot.db.models import Conversation, utcnow
@@ -179,21 +180,20 @@ class SqlStore:
         async with self._writing:
             self._cache.pop(key, None)
             self._dirty.pop(key, None)
-            async with self.db.write_connection() as conn:
-                await conn.execute(delete(Conversation).where(Conversation.key == key))
+            await self.db.run_write(lambda s: s.execute(delete(Conversation).where(Conversation.key == key)))
 
     async def purge(self, idle_days: int) -> int:
         """Delete conversations idle for ``idle_days`` (unfinished forms with them)."""
         await self.flush()
         cutoff = utcnow() - timedelta(days=idle_days)
-        async with self.db.write_connection() as conn:
-            keys = list(
-                (
-                    await conn.execute(select(Conversation.key).where(Conversation.updated_at < cutoff))
-                ).scalars()
-            )
+
+        def work(session: Session) -> list[str]:
+            keys = list(session.scalars(select(Conversation.key).where(Conversation.updated_at < cutoff)))
             if keys:
-                await conn.execute(delete(Conversation).where(Conversation.key.in_(keys)))
+                session.execute(delete(Conversation).where(Conversation.key.in_(keys)))
+            return keys
+
+        keys = await self.db.run_write(work)
         for key in keys:
             self._cache.pop(key, None)
         return len(keys)
@@ -233,8 +233,7 @@ class SqlStore:
             set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at},
         )
         rows = [{"key": key, "data": record.to_dict(), "updated_at": now} for key, record in batch.items()]
-        async with self.db.write_connection() as conn:
-            await conn.execute(stmt, rows)
+        await self.db.run_write(lambda session: session.execute(stmt, rows))
 
     def _remember(self, key: str, record: Record) -> None:
         if self.cache_size <= 0:
@@ -270,10 +269,10 @@ class RedisStore:
 
     async def load(self, key: str) -> Record | None:
         raw = await self.redis.get(self._key(key))
-        return Record.from_dict(json.loads(raw)) if raw is not None else None
+        return Record.from_dict(orjson.loads(raw)) if raw is not None else None
 
     async def save(self, key: str, record: Record) -> None:
-        data = json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        data = orjson.dumps(record.to_dict(), option=orjson.OPT_NON_STR_KEYS)
         await self.redis.set(self._key(key), data, ex=self.ttl)
 
     async def delete(self, key: str) -> None:

@@ -41,8 +41,8 @@ async def test_delete_and_purge(db: Database) -> None:
     await store.delete("2")
     assert await keys(db) == {"1", "3"} and await store.load("2") is None
     long_ago = utcnow() - timedelta(days=40)
-    async with db.write() as s:
-        await s.execute(update(Conversation).where(Conversation.key == "1").values(updated_at=long_ago))
+    stale = update(Conversation).where(Conversation.key == "1").values(updated_at=long_ago)
+    await db.run_write(lambda s: s.execute(stale))
     assert await store.purge(30) == 1
     assert await keys(db) == {"3"} and await store.load("1") is None
     await store.close()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import RowMapping, delete, select, update
+from sqlalchemy.orm import Session
 
 from bot.db.engine import Database
 from bot.db.models import LEAD_STATUSES, OPEN_STATUSES, Lead, LeadEvent, Outbox, Submission, utcnow
@@ -134,49 +135,48 @@ class LeadRepository:
     async def submit(self, sub: LeadSubmission) -> Saved:
         """Save a submission once: a repeat changes nothing; a returning prospect's open lead is
         updated; otherwise a new lead. The staff alert is queued in the same transaction."""
-        now = utcnow()
-        async with self.db.write() as session:
-            seen = await session.get(Submission, sub.key)
-            if seen is not None:
-                lead = await session.get(Lead, seen.lead_id)
-                assert lead is not None
-                return Saved(lead.id, lead.reference or _reference(lead), created=False, repeated=True)
-            lead = None
-            if sub.telegram_user_id is not None:
-                lead = await session.scalar(
-                    select(Lead)
-                    .where(
-                        Lead.telegram_user_id == sub.telegram_user_id,
-                        Lead.status.in_(OPEN_STATUSES),
-                        Lead.created_at >= now - timedelta(days=RETURNING_DAYS),
-                        Lead.forgotten_at.is_(None),
-                    )
-                    .order_by(Lead.created_at.desc())
-                    .limit(1)
+        return await self.db.run_write(lambda session: self._submit(session, sub, utcnow()))
+
+    def _submit(self, session: Session, sub: LeadSubmission, now: datetime) -> Saved:
+        seen = session.get(Submission, sub.key)
+        if seen is not None:
+            lead = session.get(Lead, seen.lead_id)
+            assert lead is not None
+            return Saved(lead.id, lead.reference or _reference(lead), created=False, repeated=True)
+        lead = None
+        if sub.telegram_user_id is not None:
+            lead = session.scalar(
+                select(Lead)
+                .where(
+                    Lead.telegram_user_id == sub.telegram_user_id,
+                    Lead.status.in_(OPEN_STATUSES),
+                    Lead.created_at >= now - timedelta(days=RETURNING_DAYS),
+                    Lead.forgotten_at.is_(None),
                 )
-            created = lead is None
-            if lead is None:
-                lead = Lead(
-                    kind=sub.kind,
-                    status="new",
-                    telegram_user_id=sub.telegram_user_id,
-                    created_at=now,
-                    schemes=[],
-                    selfcheck={},
-                    transcript=[],
-                )
-                session.add(lead)
-            _apply(lead, sub, now)
-            await session.flush()
-            if lead.reference is None:
-                lead.reference = _reference(lead)
-            session.add(Submission(key=sub.key, lead_id=lead.id, created_at=now))
-            if self.staff_chat_id is not None:
-                kind = "new_lead" if created else "updated_lead"
-                session.add(
-                    Outbox(kind=kind, lead_id=lead.id, chat_id=self.staff_chat_id, next_attempt_at=now)
-                )
-            return Saved(lead.id, lead.reference, created=created)
+                .order_by(Lead.created_at.desc())
+                .limit(1)
+            )
+        created = lead is None
+        if lead is None:
+            lead = Lead(
+                kind=sub.kind,
+                status="new",
+                telegram_user_id=sub.telegram_user_id,
+                created_at=now,
+                schemes=[],
+                selfcheck={},
+                transcript=[],
+            )
+            session.add(lead)
+        _apply(lead, sub, now)
+        session.flush()
+        if lead.reference is None:
+            lead.reference = _reference(lead)
+        session.add(Submission(key=sub.key, lead_id=lead.id, created_at=now))
+        if self.staff_chat_id is not None:
+            kind = "new_lead" if created else "updated_lead"
+            session.add(Outbox(kind=kind, lead_id=lead.id, chat_id=self.staff_chat_id, next_attempt_at=now))
+        return Saved(lead.id, lead.reference, created=created)
 
     # --- staff: changes, each recorded as an event (who, what, when) -------------------------------
 
@@ -220,8 +220,9 @@ class LeadRepository:
     async def _change(self, lead_id: int, kind: str, value: str, actor: str) -> Lead | None:
         """Apply one change and record it; a change to what is already there records nothing."""
         now = utcnow()
-        async with self.db.write() as session:
-            lead = await session.get(Lead, lead_id)
+
+        def work(session: Session) -> Lead | None:
+            lead = session.get(Lead, lead_id)
             if lead is None:
                 return None
             attr = {"status": "status", "assign": "assigned_to"}.get(kind)
@@ -234,23 +235,26 @@ class LeadRepository:
             session.add(LeadEvent(lead_id=lead_id, kind=kind, actor=actor[:100], old=old, new=value, at=now))
             return lead
 
+        return await self.db.run_write(work)
+
     async def forget(self, telegram_user_id: int) -> int:
         """Delete the personal data of a prospect's leads; return how many leads it touched."""
         now = utcnow()
         cleared: dict[str, Any] = {name: None for name in PERSONAL_FIELDS}
-        async with self.db.write() as session:
-            ids = list(
-                await session.scalars(select(Lead.id).where(Lead.telegram_user_id == telegram_user_id))
-            )
+
+        def work(session: Session) -> int:
+            ids = list(session.scalars(select(Lead.id).where(Lead.telegram_user_id == telegram_user_id)))
             if not ids:
                 return 0
-            await session.execute(delete(Outbox).where(Outbox.lead_id.in_(ids), Outbox.sent_at.is_(None)))
-            await session.execute(
+            session.execute(delete(Outbox).where(Outbox.lead_id.in_(ids), Outbox.sent_at.is_(None)))
+            session.execute(
                 update(Lead)
                 .where(Lead.id.in_(ids))
                 .values(**cleared, transcript=[], forgotten_at=now, updated_at=now)
             )
             return len(ids)
+
+        return await self.db.run_write(work)
 
     # --- the outbox -------------------------------------------------------------------------------
 
@@ -259,21 +263,20 @@ class LeadRepository:
         several replicas never send the same alert twice (one that crashes mid-send leaves it to
         the others once the lease is over)."""
         now = utcnow()
-        async with self.db.write() as session:
-            due = (
-                select(Outbox.id)
-                .where(Outbox.sent_at.is_(None), Outbox.next_attempt_at <= now)
-                .order_by(Outbox.id)
-                .limit(limit)
-                .scalar_subquery()
-            )
-            claimed = await session.scalars(
-                update(Outbox)
-                .where(Outbox.id.in_(due), Outbox.sent_at.is_(None), Outbox.next_attempt_at <= now)
-                .values(next_attempt_at=now + timedelta(seconds=lease))
-                .returning(Outbox.id)
-            )
-            ids = list(claimed)
+        due = (
+            select(Outbox.id)
+            .where(Outbox.sent_at.is_(None), Outbox.next_attempt_at <= now)
+            .order_by(Outbox.id)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        claim = (
+            update(Outbox)
+            .where(Outbox.id.in_(due), Outbox.sent_at.is_(None), Outbox.next_attempt_at <= now)
+            .values(next_attempt_at=now + timedelta(seconds=lease))
+            .returning(Outbox.id)
+        )
+        ids = await self.db.run_write(lambda session: list(session.scalars(claim)))
         if not ids:
             return []
         async with self.db.sessions() as session:
@@ -287,10 +290,10 @@ class LeadRepository:
 
     async def release_alerts(self, ids: list[int], at: datetime) -> None:
         """Give claimed alerts back, due at ``at``."""
-        async with self.db.write() as session:
-            await session.execute(
-                update(Outbox).where(Outbox.id.in_(ids), Outbox.sent_at.is_(None)).values(next_attempt_at=at)
-            )
+        release = (
+            update(Outbox).where(Outbox.id.in_(ids), Outbox.sent_at.is_(None)).values(next_attempt_at=at)
+        )
+        await self.db.run_write(lambda session: session.execute(release))
 
     async def next_alert_at(self) -> datetime | None:
         async with self.db.sessions() as session:
@@ -301,18 +304,16 @@ class LeadRepository:
             )
 
     async def alert_sent(self, outbox_id: int, message_id: int) -> None:
-        async with self.db.write() as session:
-            await session.execute(
-                update(Outbox).where(Outbox.id == outbox_id).values(sent_at=utcnow(), message_id=message_id)
-            )
+        sent = update(Outbox).where(Outbox.id == outbox_id).values(sent_at=utcnow(), message_id=message_id)
+        await self.db.run_write(lambda session: session.execute(sent))
 
     async def alert_failed(self, outbox_id: int, error: str, retry_at: datetime) -> None:
-        async with self.db.write() as session:
-            await session.execute(
-                update(Outbox)
-                .where(Outbox.id == outbox_id)
-                .values(attempts=Outbox.attempts + 1, last_error=error[:500], next_attempt_at=retry_at)
-            )
+        failed = (
+            update(Outbox)
+            .where(Outbox.id == outbox_id)
+            .values(attempts=Outbox.attempts + 1, last_error=error[:500], next_attempt_at=retry_at)
+        )
+        await self.db.run_write(lambda session: session.execute(failed))
 
     # --- export -------------------------------------------------------------------------------
 

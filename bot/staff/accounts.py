@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from bot.db.engine import Database
 from bot.db.models import StaffUser, WebSession, utcnow
@@ -75,28 +76,37 @@ class StaffAccounts:
     async def add(self, name: str, password: str) -> StaffUser:
         name = check_name(name)
         check_password(password)
-        async with self.db.write() as session:
-            if await session.scalar(select(StaffUser).where(StaffUser.name == name)) is not None:
+        hashed = await asyncio.to_thread(_hasher.hash, password)
+
+        def work(session: Session) -> StaffUser:
+            if session.scalar(select(StaffUser).where(StaffUser.name == name)) is not None:
                 raise AccountError(f"{name} already exists")
-            user = StaffUser(name=name, password_hash=_hasher.hash(password), active=True, failed_logins=0)
+            user = StaffUser(name=name, password_hash=hashed, active=True, failed_logins=0)
             session.add(user)
             return user
 
+        return await self.db.run_write(work)
+
     async def set_password(self, name: str, password: str) -> None:
         check_password(password)
-        async with self.db.write() as session:
-            user = await session.scalar(select(StaffUser).where(StaffUser.name == check_name(name)))
+        key = check_name(name)
+        hashed = await asyncio.to_thread(_hasher.hash, password)
+
+        def work(session: Session) -> None:
+            user = session.scalar(select(StaffUser).where(StaffUser.name == key))
             if user is None:
                 raise AccountError(f"no account {name}")
-            user.password_hash = _hasher.hash(password)
+            user.password_hash = hashed
             user.failed_logins = 0
             user.locked_until = None
-            await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+            session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+
+        await self.db.run_write(work)
 
     async def remove(self, name: str) -> bool:
-        async with self.db.write() as session:
-            result = await session.execute(delete(StaffUser).where(StaffUser.name == check_name(name)))
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        stmt = delete(StaffUser).where(StaffUser.name == check_name(name))
+        result = await self.db.run_write(lambda session: session.execute(stmt))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def names(self) -> list[str]:
         async with self.db.sessions() as session:
@@ -120,8 +130,9 @@ class StaffAccounts:
         rehashed = None
         if ok and _hasher.check_needs_rehash(user.password_hash):
             rehashed = await asyncio.to_thread(_hasher.hash, password)
-        async with self.db.write() as session:
-            current = await session.get(StaffUser, user.id)
+
+        def work(session: Session) -> SignIn:
+            current = session.get(StaffUser, user.id)
             if current is None:
                 return SignIn(None)
             if not ok:
@@ -134,6 +145,8 @@ class StaffAccounts:
             if rehashed is not None:
                 current.password_hash = rehashed
             return SignIn(current)
+
+        return await self.db.run_write(work)
 
     def _unknown_failed(self, key: str, now: datetime) -> SignIn:
         failures, locked_until = self._unknown.get(key, (0, None))
@@ -150,17 +163,19 @@ class StaffAccounts:
         """A new session: (cookie token, CSRF token)."""
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = utcnow()
-        async with self.db.write() as session:
-            await session.execute(delete(WebSession).where(WebSession.expires_at < now))
-            session.add(
-                WebSession(
-                    token_hash=_digest(token),
-                    user_id=user_id,
-                    csrf=csrf,
-                    created_at=now,
-                    expires_at=now + timedelta(days=SESSION_DAYS),
-                )
-            )
+        web_session = WebSession(
+            token_hash=_digest(token),
+            user_id=user_id,
+            csrf=csrf,
+            created_at=now,
+            expires_at=now + timedelta(days=SESSION_DAYS),
+        )
+
+        def work(session: Session) -> None:
+            session.execute(delete(WebSession).where(WebSession.expires_at < now))
+            session.add(web_session)
+
+        await self.db.run_write(work)
         return token, csrf
 
     async def identify(self, token: str) -> WebIdentity | None:
@@ -179,8 +194,8 @@ class StaffAccounts:
         return WebIdentity(user_id=row.id, name=row.name, csrf=row.csrf)
 
     async def close_session(self, token: str) -> None:
-        async with self.db.write() as session:
-            await session.execute(delete(WebSession).where(WebSession.token_hash == _digest(token)))
+        stmt = delete(WebSession).where(WebSession.token_hash == _digest(token))
+        await self.db.run_write(lambda session: session.execute(stmt))
 
 
 def _lock_after(failures: int, now: datetime) -> datetime | None:

@@ -31,18 +31,16 @@ class LiveChatRepository:
         locale: str | None,
         lead_id: int | None = None,
     ) -> LiveChat:
-        async with self.db.write() as session:
-            live = LiveChat(
-                chat_id=chat_id,
-                staff_chat_id=staff_chat_id,
-                topic_id=topic_id,
-                locale=locale,
-                lead_id=lead_id,
-                opened_at=utcnow(),
-            )
-            session.add(live)
-            await session.flush()
-            return live
+        live = LiveChat(
+            chat_id=chat_id,
+            staff_chat_id=staff_chat_id,
+            topic_id=topic_id,
+            locale=locale,
+            lead_id=lead_id,
+            opened_at=utcnow(),
+        )
+        await self.db.run_write(lambda session: session.add(live))
+        return live
 
     async def by_topic(self, staff_chat_id: int, topic_id: int) -> LiveChat | None:
         """The newest live chat of a forum topic (open or closed)."""
@@ -64,17 +62,15 @@ class LiveChatRepository:
             )
 
     async def remember(self, live: LiveChat, message_id: int) -> None:
-        async with self.db.write() as session:
-            session.add(
-                RelayMessage(staff_chat_id=live.staff_chat_id, message_id=message_id, live_chat_id=live.id)
-            )
+        relay = RelayMessage(staff_chat_id=live.staff_chat_id, message_id=message_id, live_chat_id=live.id)
+        await self.db.run_write(lambda session: session.add(relay))
 
     async def close(self, live_id: int, by: str) -> bool:
         """End a live chat; False if it had already ended."""
-        async with self.db.write() as session:
-            result = await session.execute(
-                update(LiveChat)
-                .where(LiveChat.id == live_id, LiveChat.closed_at.is_(None))
-                .values(closed_at=utcnow(), closed_by=by[:100])
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        stmt = (
+            update(LiveChat)
+            .where(LiveChat.id == live_id, LiveChat.closed_at.is_(None))
+            .values(closed_at=utcnow(), closed_by=by[:100])
+        )
+        result = await self.db.run_write(lambda session: session.execute(stmt))
+        return bool(result.rowcount)  # type: ignore[attr-defined]

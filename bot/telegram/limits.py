@@ -138,10 +138,8 @@ class BlockedChats:
         log.info("chat %s blocked the bot: nothing more is sent to it", chat_id)
         if self.db is not None:
             insert = sqlite_insert if self.db.is_sqlite else pg_insert
-            async with self.db.write() as session:
-                await session.execute(
-                    insert(BlockedChat).values(chat_id=chat_id, blocked_at=utcnow()).on_conflict_do_nothing()
-                )
+            stmt = insert(BlockedChat).values(chat_id=chat_id, blocked_at=utcnow()).on_conflict_do_nothing()
+            await self.db.run_write(lambda session: session.execute(stmt))
 
     async def unmark(self, chat_id: int) -> None:
         """They wrote again (or unblocked the bot): send to them again."""
@@ -149,8 +147,8 @@ class BlockedChats:
             return
         self.chats.discard(chat_id)
         if self.db is not None:
-            async with self.db.write() as session:
-                await session.execute(delete(BlockedChat).where(BlockedChat.chat_id == chat_id))
+            stmt = delete(BlockedChat).where(BlockedChat.chat_id == chat_id)
+            await self.db.run_write(lambda session: session.execute(stmt))
 
 
 class SendLimiter(BaseRequestMiddleware):
