@@ -492,7 +492,7 @@ def serve_polling() -> None:
     id of each update it has finished handling to stdout."""
     import logging
 
-    from bot.service import Service
+    from bot.service import Service, run_loop
     from bot.settings import Settings
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
@@ -520,7 +520,7 @@ def serve_polling() -> None:
         finally:
             await service.stop()
 
-    asyncio.run(main())
+    run_loop(main())
 
 
 # --- the modes ---------------------------------------------------------------------------------------------

@@ -187,16 +187,15 @@ def chat(
 def run() -> None:
     """Run the Telegram bot (long polling)."""
     settings = _bot_settings()
-    import asyncio
-
     from aiogram.utils.token import TokenValidationError
 
     from bot.content import ContentError
     from bot.service import run as run_service
+    from bot.service import run_loop
 
     _logging(settings.log_level)
     try:
-        asyncio.run(run_service(settings))
+        run_loop(run_service(settings))
     except ContentError as e:
         typer.echo("The content in flows/ has problems; the bot will not start:\n" + str(e), err=True)
         raise typer.Exit(1) from None
@@ -228,9 +227,8 @@ def webhook_serve(ctx: typer.Context) -> None:
     """Serve the webhook (WEBHOOK_HOST:WEBHOOK_PORT, WEBHOOK_PATH) until SIGTERM or Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
-    import asyncio
-
     from bot.content import ContentError
+    from bot.service import run_loop
     from bot.webhook import run_webhook
 
     settings = _bot_settings()
@@ -239,7 +237,7 @@ def webhook_serve(ctx: typer.Context) -> None:
         raise typer.Exit(2)
     _logging(settings.log_level)
     try:
-        asyncio.run(run_webhook(settings))
+        run_loop(run_webhook(settings))
     except ContentError as e:
         typer.echo("The content in flows/ has problems; the bot will not start:\n" + str(e), err=True)
         raise typer.Exit(1) from None

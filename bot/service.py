@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import BaseEventIsolation, DefaultKeyBuilder
@@ -39,6 +41,7 @@ from bot.telegram.runtime import Runtime
 from bot.web.app import build_web_app, start_web
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -218,6 +221,16 @@ class Service:
             await self.db.dispose()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run the process's main coroutine: on uvloop where it is installed (sockets and callbacks
+    in C, about a tenth of the bot's CPU time under load), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:  # Windows
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 async def run(settings: Settings) -> None:
