@@ -71,7 +71,7 @@ class FakeSession(BotSession):
         method: TelegramMethod[TelegramType],
         timeout: int | None = None,  # noqa: ASYNC109 - aiogram's signature
     ) -> TelegramType:
-        self.build_form_data(bot, method)
+        self.encode(bot, method)
         name = type(method).__name__
         if name in {"SendMessage", "EditMessageText"}:
             self._ids += 1

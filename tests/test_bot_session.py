@@ -7,6 +7,7 @@ import gc
 import json
 import weakref
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from aiogram import Bot
@@ -102,6 +103,9 @@ async def test_requests_are_encoded_exactly_as_aiogram_does(method: TelegramMeth
     assert ours.keys() == theirs.keys()
     for key, value in theirs.items():
         assert ours[key] == value or json.loads(ours[key]) == json.loads(value), key
+    body = session.encode(bot, method)  # what make_request posts: url-encoded as aiohttp would
+    assert isinstance(body, bytes)
+    assert parse_qsl(body.decode(), keep_blank_values=True) == list(ours.items())
     await bot.session.close()
 
 
@@ -127,6 +131,8 @@ async def test_a_sent_message_is_parsed_to_what_the_bot_reads() -> None:
     document = json.loads(REPLY)
     document["result"] |= {"document": {"file_id": "f", "file_unique_id": "u", "file_name": "leads.csv"}}
     upload = SendDocument(chat_id=42, document=BufferedInputFile(b"a,b\n", "leads.csv"))
+    form = session.encode(bot, upload)  # a file goes as multipart
+    assert isinstance(form, FormData) and form.is_multipart
     posted = session.check_response(bot, upload, 200, json.dumps(document)).result
     assert isinstance(posted, Message) and posted.document is not None and posted.text == "你好"
     # errors and malformed replies are aiogram's, in full

@@ -190,14 +190,19 @@ async def test_a_submission_replayed_after_a_crash_gives_one_lead(api: FakeBotAP
     data = p.button("确认提交", summary)["callback_data"]
     try:
         await p.press_data(data, summary)
-        submit_update = p.last_body
+        submit_update, submit_id = p.last_body, p.last_update_id
         assert len(await leads(second)) == 1
     finally:
         await second.stop(crash=True)  # the lead is saved; the conversation state is not
     third = await BotRunner(api, settings).start()
     try:
-        await api.push(submit_update)  # Telegram delivers the unconfirmed update again
+        # Telegram delivers the unconfirmed update again (the same update id, the same button press)
+        saved_before = [m for m in p.messages if "L000001" in m.visible]
+        await api.push(submit_update, update_id=submit_id)
+        await api.wait_handled(submit_id)
         await p.send("/help")
+        # handled again (the prospect is told the same reference), but saved once
+        assert len([m for m in p.messages if "L000001" in m.visible]) == len(saved_before) + 1
         assert len(await leads(third)) == 1
         assert third.db is not None
         async with third.db.sessions() as s:

@@ -289,3 +289,17 @@ async def test_passing_bot_api_errors_are_retried(api: FakeBotAPI, running: BotR
     assert await p.send("/menu") == []  # a 400 is not retried (and nothing crashes)
     [menu] = await p.send("/menu")
     assert "certification assistant" in menu.visible
+
+
+async def test_a_press_telegram_will_not_let_us_answer_is_handled_all_the_same(
+    api: FakeBotAPI, running: BotRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = Prospect(api, 9601, language_code="zh")
+    await p.send("/start")
+    api.fail("answerCallbackQuery", 400, "Bad Request: query is too old and response timeout expired")
+    [intro] = await p.press("ISO/IEC 20000")  # the reply comes, though the spinner could not be stopped
+    assert "ISO/IEC 20000" in intro.visible and p.last_query_id not in api.callback_answers
+    [selfcheck] = await p.press("申请条件自测")  # and the conversation goes on from there
+    assert "问题 1/6" in selfcheck.visible and p.last_query_id in api.callback_answers
+    assert "could not answer a button press" in caplog.text
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -4,13 +4,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message
 
 from bot.engine.events import Event, Press, SharedContact, TextIn, Unsupported, parse_command
 from bot.telegram.filters import not_text, private_button, private_message, prospect_text
 from bot.telegram.presenter import present, respond
 from bot.telegram.runtime import ChatSession, Runtime
+
+log = logging.getLogger(__name__)
 
 
 async def on_text(message: Message, bot: Bot, runtime: Runtime, chat_session: ChatSession) -> None:
@@ -30,14 +36,28 @@ async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime, chat_sessi
         # A double tap (or a late tap) on the view just left: the current one is right there.
         await query.answer(engine.content.t("expired", state.locale))
         return
-    await query.answer()
-    result = engine.handle(state, Press(payload), language_code=query.from_user.language_code)
-    # Within one step (paging, the self-check's questions) the message is edited in place;
-    # a new step comes as a new message, so what the prospect read stays readable above.
-    same_step = state is not None and (state.flow, state.step) == (result.state.flow, result.state.step)
-    edit = message_id if same_step and message_id == chat_session.menu_id else None
-    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
-    await present(bot, runtime, chat_id, chat_session, result, user=query.from_user, edit_message_id=edit)
+    # The answer (it stops the button's spinner) goes out alongside the reply, not a round trip
+    # before it; the handler ends once both are done.
+    answering = asyncio.ensure_future(_answer(query))
+    try:
+        result = engine.handle(state, Press(payload), language_code=query.from_user.language_code)
+        # Within one step (paging, the self-check's questions) the message is edited in place;
+        # a new step comes as a new message, so what the prospect read stays readable above.
+        same_step = state is not None and (state.flow, state.step) == (result.state.flow, result.state.step)
+        edit = message_id if same_step and message_id == chat_session.menu_id else None
+        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+        await present(bot, runtime, chat_id, chat_session, result, user=query.from_user, edit_message_id=edit)
+    finally:
+        await answering
+
+
+async def _answer(query: CallbackQuery) -> None:
+    """Answer a button press. If Telegram refuses (a press older than Telegram keeps, after a long
+    outage), the press is handled all the same: only the spinner was at stake."""
+    try:
+        await query.answer()
+    except TelegramAPIError as e:
+        log.warning("could not answer a button press: %s", e)
 
 
 async def on_other_message(message: Message, bot: Bot, runtime: Runtime, chat_session: ChatSession) -> None:
