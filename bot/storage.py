@@ -128,6 +128,10 @@ class MemoryStore:
         return None
 
 
+PURGE_BATCH = 500
+"""Conversations deleted per transaction by ``SqlStore.purge``."""
+
+
 class SqlStore:
     """Conversations in the ``conversations`` table (SQLite or PostgreSQL)."""
 
@@ -183,20 +187,28 @@ class SqlStore:
             await self.db.run_write(lambda s: s.execute(delete(Conversation).where(Conversation.key == key)))
 
     async def purge(self, idle_days: int) -> int:
-        """Delete conversations idle for ``idle_days`` (unfinished forms with them)."""
+        """Delete conversations idle for ``idle_days`` (unfinished forms with them), a batch of
+        ``PURGE_BATCH`` at a time: on SQLite writes run in the event loop, and updates go on
+        between the batches."""
         await self.flush()
         cutoff = utcnow() - timedelta(days=idle_days)
+        idle = Conversation.updated_at < cutoff
 
         def work(session: Session) -> list[str]:
-            keys = list(session.scalars(select(Conversation.key).where(Conversation.updated_at < cutoff)))
+            keys = list(session.scalars(select(Conversation.key).where(idle).limit(PURGE_BATCH)))
             if keys:
-                session.execute(delete(Conversation).where(Conversation.key.in_(keys)))
+                session.execute(delete(Conversation).where(Conversation.key.in_(keys), idle))
             return keys
 
-        keys = await self.db.run_write(work)
-        for key in keys:
-            self._cache.pop(key, None)
-        return len(keys)
+        purged = 0
+        while True:
+            keys = await self.db.run_write(work)
+            for key in keys:
+                self._cache.pop(key, None)
+            purged += len(keys)
+            if len(keys) < PURGE_BATCH:
+                return purged
+            await asyncio.sleep(0)
 
     async def flush(self) -> None:
         """Write every changed record now."""

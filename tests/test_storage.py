@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
+import bot.storage as storage
 from bot.db.engine import Database
 from bot.db.models import Conversation, utcnow
 from bot.engine.state import State
@@ -45,4 +47,20 @@ async def test_delete_and_purge(db: Database) -> None:
     await db.run_write(lambda s: s.execute(stale))
     assert await store.purge(30) == 1
     assert await keys(db) == {"3"} and await store.load("1") is None
+    await store.close()
+
+
+async def test_the_purge_goes_in_batches_and_spares_active_conversations(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "PURGE_BATCH", 2)
+    store = SqlStore(db, flush_interval=0)
+    for n in range(1, 8):
+        await store.save(str(n), record(n))
+    long_ago = utcnow() - timedelta(days=40)
+    stale = update(Conversation).where(Conversation.key != "7").values(updated_at=long_ago)
+    await db.run_write(lambda s: s.execute(stale))
+    assert await store.purge(30) == 6  # three full batches, then an empty one
+    assert await keys(db) == {"7"}
+    assert await store.load("3") is None and await store.load("7") == record(7)
     await store.close()
