@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-import orjson
 from redis.asyncio import Redis
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from bot import jsonio
 from bot.db.engine import Database
 from bot.db.models import Conversation, utcnow
 from bot.engine.state import State
@@ -282,10 +282,10 @@ class RedisStore:
 
     async def load(self, key: str) -> Record | None:
         raw = await self.redis.get(self._key(key))
-        return Record.from_dict(orjson.loads(raw)) if raw is not None else None
+        return Record.from_dict(jsonio.loads(raw)) if raw is not None else None
 
     async def save(self, key: str, record: Record) -> None:
-        data = orjson.dumps(record.to_dict(), option=orjson.OPT_NON_STR_KEYS)
+        data = jsonio.dumps(record.to_dict())
         await self.redis.set(self._key(key), data, ex=self.ttl)
 
     async def delete(self, key: str) -> None:

@@ -37,6 +37,7 @@ from aiogram.types import (
 )
 from aiohttp import FormData
 
+from bot import jsonio
 from bot.telegram.session import BotSession
 
 REPLY = json.dumps(
@@ -96,7 +97,9 @@ METHODS = [
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: type(m).__name__)
 async def test_requests_are_encoded_exactly_as_aiogram_does(method: TelegramMethod[Any]) -> None:
     session = BotSession()
-    bot = Bot("42:TEST", session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    # the defaults production uses (build_bot)
+    defaults = DefaultBotProperties(parse_mode="HTML", link_preview_is_disabled=True)
+    bot = Bot("42:TEST", session=session, default=defaults)
     ours = fields(session.build_form_data(bot, method))
     assert ours == fields(AiohttpSession(json_dumps=session.json_dumps).build_form_data(bot, method))
     theirs = fields(AiohttpSession().build_form_data(bot, method))  # the standard library's JSON
@@ -147,4 +150,27 @@ async def test_a_sent_message_is_parsed_to_what_the_bot_reads() -> None:
         session.check_response(bot, METHODS[0], 200, json.dumps({"ok": True, "result": {"message_id": "x"}}))
     with pytest.raises(ClientDecodeError):
         session.check_response(bot, METHODS[0], 200, "<html>bad gateway</html>")
+    await bot.session.close()
+
+
+async def test_an_inline_message_edit_answered_true_is_parsed_in_full() -> None:
+    session = BotSession()
+    bot = Bot("42:TEST", session=session)
+    edit = EditMessageText(inline_message_id="abc", text="x")
+    assert session.check_response(bot, edit, 200, '{"ok": true, "result": true}').result is True
+    await bot.session.close()
+
+
+async def test_json_a_lone_surrogate_does_not_stop_a_whole_reply() -> None:
+    session = BotSession()
+    bot = Bot("42:TEST", session=session)
+    # orjson refuses a lone UTF-16 surrogate, the standard library takes it: one odd update must
+    # not make the whole getUpdates reply unreadable (polling would retry it for ever)
+    raw = (
+        '{"ok": true, "result": [{"update_id": 1, "message": {"message_id": 1, "date": 0,'
+        ' "chat": {"id": 5, "type": "private"}, "text": "\\ud83d broken emoji"}}]}'
+    )
+    [update] = session.check_response(bot, GetUpdates(), 200, raw).result
+    assert update.message is not None and update.message.text == "\ud83d broken emoji"
+    assert jsonio.loads(jsonio.dumps({"t": "\ud83d", 1: "中"})) == {"t": "\ud83d", "1": "中"}
     await bot.session.close()

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -36,17 +35,14 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from bot import jsonio
+
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_DELAY = 1.0
 """Seconds after a write before the WAL is checkpointed (in a thread)."""
 T = TypeVar("T")
-
-
-def json_dumps(value: Any) -> str:
-    """JSON columns are written by orjson (several times faster than the standard library)."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class _Busy(Exception):
@@ -75,8 +71,12 @@ class Database:
     sync_writer: Engine | None = None
     """SQLite only: the synchronous engine of ``run_write`` (BEGIN IMMEDIATE, no busy wait, no
     automatic checkpoints)."""
+    checkpointer: Engine | None = None
+    """SQLite only: the engine that checkpoints the WAL, in a thread."""
     _sync_writes: sessionmaker[Session] | None = field(default=None, init=False, repr=False)
-    _checkpointer: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _checkpointing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _writes: int = field(default=0, init=False, repr=False)
+    """Write transactions committed on SQLite (so the checkpointer knows whether to go again)."""
 
     def __post_init__(self) -> None:
         if self.sync_writer is not None:
@@ -88,10 +88,10 @@ class Database:
         ``work`` is plain synchronous SQLAlchemy, so one body serves both databases. Objects it
         returns stay usable (no expiry on commit).
 
-        - SQLite: right here, synchronously (see the module's note): keep ``work`` short.
-          If another process is writing, ``work`` runs again once it has finished, so it must not
-          rely on having run before; after ``SQLITE_BUSY_TIMEOUT_MS`` this gives up with
-          "database is locked".
+        - SQLite: right here, synchronously (see the module's note): keep ``work`` short. The
+          write lock is taken before ``work`` runs; while another process holds it, this waits
+          (asynchronously) and after ``SQLITE_BUSY_TIMEOUT_MS`` gives up with "database is
+          locked", ``work`` not having run.
         - PostgreSQL: an async session's ``run_sync``, concurrently with the other writers.
         """
         if self._sync_writes is None:
@@ -108,7 +108,9 @@ class Database:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.05)
                 continue
-            self._checkpoint_soon()
+            self._writes += 1
+            if self._checkpointing is None or self._checkpointing.done():
+                self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint_while_writing())
             return result
 
     def _write_now(self, work: Callable[[Session], T]) -> T:
@@ -124,37 +126,36 @@ class Database:
             session.commit()
             return result
 
-    def _checkpoint_soon(self) -> None:
-        if self._checkpointer is None or self._checkpointer.done():
-            self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoint_later())
-
-    async def _checkpoint_later(self) -> None:
-        await asyncio.sleep(CHECKPOINT_DELAY)
-        try:
-            await asyncio.to_thread(self.checkpoint)
-        except Exception:
-            log.exception("checkpointing the SQLite WAL failed; tried again after the next write")
+    async def _checkpoint_while_writing(self) -> None:
+        """Checkpoint ``CHECKPOINT_DELAY`` after a write, and again while writes keep coming."""
+        done = -1
+        while done != self._writes:
+            await asyncio.sleep(CHECKPOINT_DELAY)
+            started = self._writes
+            try:
+                await asyncio.to_thread(self.checkpoint)
+            except Exception:
+                log.exception("checkpointing the SQLite WAL failed; trying again")
+                continue
+            done = started
 
     def checkpoint(self) -> None:
         """Copy what the WAL holds into the database file as far as readers allow (blocking)."""
-        assert self.sync_writer is not None
-        checkpointer = create_engine(self.sync_writer.url, poolclass=NullPool)
-        event.listen(checkpointer, "connect", _pragmas)
-        with checkpointer.connect() as conn:
+        assert self.checkpointer is not None
+        with self.checkpointer.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        checkpointer.dispose()
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
     async def dispose(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
+        if self._checkpointing is not None:
+            self._checkpointing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
+                await self._checkpointing
         await self.engine.dispose()
-        for sync_engine in (self.point_reader, self.sync_writer):
+        for sync_engine in (self.point_reader, self.sync_writer, self.checkpointer):
             if sync_engine is not None:
                 sync_engine.dispose()
 
@@ -188,9 +189,11 @@ def _sqlite_setup(engine: Engine, *, immediate: bool = False) -> None:
 
 def create_database(url: str, **kwargs: Any) -> Database:
     parsed = make_url(url)
-    kwargs = {"json_serializer": json_dumps, "json_deserializer": orjson.loads, **kwargs}
+    json_io = {"json_serializer": jsonio.dumps, "json_deserializer": jsonio.loads}
+    kwargs = {**json_io, **kwargs}
     point_reader: Engine | None = None
     sync_writer: Engine | None = None
+    checkpointer: Engine | None = None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("use a SQLite file, not :memory: (one connection shared by everyone)")
@@ -200,14 +203,17 @@ def create_database(url: str, **kwargs: Any) -> Database:
         writer = engine.execution_options(sqlite_immediate=True)
         sync_url = parsed.set(drivername="sqlite+pysqlite")
         point_reader = create_engine(
-            sync_url, pool_size=1, max_overflow=0, connect_args={"timeout": 1.0}, **kwargs
+            sync_url, pool_size=1, max_overflow=0, connect_args={"timeout": 1.0}, **json_io
         )
         event.listen(point_reader, "connect", _pragmas)
         sync_writer = create_engine(
-            sync_url, pool_size=1, max_overflow=0, connect_args={"timeout": 0}, **kwargs
+            sync_url, pool_size=1, max_overflow=0, connect_args={"timeout": 0}, **json_io
         )
         _sqlite_setup(sync_writer, immediate=True)
         event.listen(sync_writer, "connect", _writer_pragmas)
+        # Its own connection, in whichever thread of asyncio's pool runs the checkpoint.
+        checkpointer = create_engine(sync_url, poolclass=NullPool)
+        event.listen(checkpointer, "connect", _pragmas)
     else:
         engine = create_async_engine(url, pool_pre_ping=True, **kwargs)
         writer = engine
@@ -219,4 +225,5 @@ def create_database(url: str, **kwargs: Any) -> Database:
         write_sessions=async_sessionmaker(writer, expire_on_commit=False),
         point_reader=point_reader,
         sync_writer=sync_writer,
+        checkpointer=checkpointer,
     )

@@ -17,7 +17,7 @@ successful reply to ``sendMessage`` or ``editMessageText`` is parsed to those fi
 (``MESSAGE_FIELDS``): the ``Message`` returned has no ``text`` or ``reply_markup``. Errors, and the
 replies to every other method (documents, copies, ...), are parsed by aiogram in full.
 
-JSON goes through orjson both ways (several times faster than the standard library's).
+JSON goes through orjson both ways (``bot.jsonio``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import urlencode
 
-import orjson
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import ClientDecodeError, TelegramNetworkError
@@ -37,6 +36,8 @@ from aiogram.types import InlineKeyboardMarkup, InputFile
 from aiohttp import ClientError, ClientTimeout, FormData
 from pydantic import ValidationError
 
+from bot import jsonio
+
 MARKUP_CACHE_SIZE = 4096
 MESSAGE_FIELDS = frozenset({"message_id", "message_thread_id", "is_topic_message", "date", "chat", "from"})
 """What is parsed of a message the bot has sent or edited as text."""
@@ -45,14 +46,10 @@ LEAN_REPLIES = (SendMessage, EditMessageText)
 """The methods whose replies are parsed to ``MESSAGE_FIELDS`` (nearly all the bot sends)."""
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 class BotSession(AiohttpSession):
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("json_loads", orjson.loads)
-        kwargs.setdefault("json_dumps", _dumps)
+        kwargs.setdefault("json_loads", jsonio.loads)
+        kwargs.setdefault("json_dumps", jsonio.dumps)
         super().__init__(**kwargs)
         self._markups: OrderedDict[int, tuple[InlineKeyboardMarkup, str]] = OrderedDict()
         self._response_models: dict[Any, type[Response[Any]]] = {}

@@ -8,7 +8,6 @@ import asyncio
 import logging
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message
 
 from bot.engine.events import Event, Press, SharedContact, TextIn, Unsupported, parse_command
@@ -34,7 +33,7 @@ async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime, chat_sessi
     message_id = query.message.message_id if query.message is not None else None
     if state is not None and engine.age(state, payload) == 1:
         # A double tap (or a late tap) on the view just left: the current one is right there.
-        await query.answer(engine.content.t("expired", state.locale))
+        await _answer(query, engine.content.t("expired", state.locale))
         return
     # The answer (it stops the button's spinner) goes out alongside the reply, not a round trip
     # before it; the handler ends once both are done.
@@ -47,16 +46,21 @@ async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime, chat_sessi
         edit = message_id if same_step and message_id == chat_session.menu_id else None
         chat_id = query.message.chat.id if query.message is not None else query.from_user.id
         await present(bot, runtime, chat_id, chat_session, result, user=query.from_user, edit_message_id=edit)
-    finally:
+    except asyncio.CancelledError:  # shutting down: no waiting for the answer's retries
+        answering.cancel()
+        raise
+    except BaseException:
         await answering
+        raise
+    await answering
 
 
-async def _answer(query: CallbackQuery) -> None:
+async def _answer(query: CallbackQuery, text: str | None = None) -> None:
     """Answer a button press. If Telegram refuses (a press older than Telegram keeps, after a long
-    outage), the press is handled all the same: only the spinner was at stake."""
+    outage) or cannot be reached, the press is handled all the same: only the spinner was at stake."""
     try:
-        await query.answer()
-    except TelegramAPIError as e:
+        await query.answer(text)
+    except Exception as e:
         log.warning("could not answer a button press: %s", e)
 
 
