@@ -5,7 +5,8 @@ SQLite every write of the process runs synchronously in the event loop (``Databa
 writes take turns simply by being synchronous, and none waits on another inside SQLite. An async
 session instead hands each statement to aiosqlite's thread and back, so a write transaction held
 the database across a dozen turns of a busy event loop: under load, seconds of queueing for a
-short transaction (measured: lead submissions at 7-20 s with 1,000 prospects, 1.7 s after).
+short transaction (``bench/load.py``, 1,000 prospects offering 500 updates/s, more than one
+core handles: lead submissions p99 21 s before, 2 s after, the rest of it waiting for the CPU).
 
 What could make a synchronous write slow is kept off the loop: another process holding the write
 lock (``BEGIN IMMEDIATE`` gives up at once and the retry waits asynchronously) and checkpoints
