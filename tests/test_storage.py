@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 import bot.storage as storage
 from bot.db.engine import Database
 from bot.db.models import Conversation, utcnow
 from bot.engine.state import State
 from bot.storage import Record, SqlStore
+
+T = TypeVar("T")
 
 
 def record(n: int) -> Record:
@@ -63,4 +68,30 @@ async def test_the_purge_goes_in_batches_and_spares_active_conversations(
     assert await store.purge(30) == 6  # three full batches, then an empty one
     assert await keys(db) == {"7"}
     assert await store.load("3") is None and await store.load("7") == record(7)
+    await store.close()
+
+
+async def test_a_conversation_that_wakes_up_during_the_purge_is_kept(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "PURGE_BATCH", 2)
+    store = SqlStore(db, flush_interval=0)
+    for n in range(1, 8):
+        await store.save(str(n), record(n))
+    stale = update(Conversation).values(updated_at=utcnow() - timedelta(days=40))
+    await db.run_write(lambda s: s.execute(stale))
+    real = db.run_write
+    woken: list[str] = []
+
+    async def write_then_wake_one(work: Callable[[Session], T]) -> T:
+        result = await real(work)
+        if not woken:  # between the first two batches, a prospect writes again
+            woken.append(sorted(await keys(db))[0])
+            await store.save(woken[0], record(99))
+        return result
+
+    monkeypatch.setattr(db, "run_write", write_then_wake_one)
+    assert await store.purge(30) == 6
+    assert await keys(db) == set(woken)
+    assert await store.load(woken[0]) == record(99)
     await store.close()
