@@ -145,74 +145,22 @@ def script(user_id: int) -> list[Step]:
 STEPS = len(script(0))
 
 
-# --- the fake server, scaled for a thousand waiting prospects ---------------------------------------
+# --- the fake server, timing what it sees handled -------------------------------------------------------
 
 
 class BenchAPI(FakeBotAPI):
-    """The tests' fake server with two changes for load: a prospect waiting for its update is woken
-    alone (the fake's one condition wakes every waiter on every handled update: quadratic at this
-    scale), and webhook deliveries share kept-alive connections (the fake opens one per update)."""
+    """The tests' fake server, noting when each update was handled (the busiest second)."""
 
     def __init__(self, timeout: float) -> None:
         super().__init__()
-        self.timeout = timeout
-        self._waiting: dict[int, asyncio.Future[None]] = {}
-        self._http: Any = None
+        self.handled_timeout = timeout
+        self.max_connections = MAX_CONNECTIONS
         self.handled_at: list[float] = []
-        self.redelivered = 0
 
     def mark_handled(self, update_id: int) -> None:
-        if update_id in self._handled:
-            return  # a duplicate delivery, handled again (and dropped) by the bot
-        self._handled.add(update_id)
-        self.handled_at.append(time.perf_counter())
-        waiter = self._waiting.pop(update_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait_handled(self, update_id: int) -> None:
-        if update_id in self._handled:
-            return
-        waiter = self._waiting[update_id] = asyncio.get_running_loop().create_future()
-        try:
-            async with asyncio.timeout(self.timeout):
-                await waiter
-        except TimeoutError:
-            raise TimeoutError(f"update {update_id} not handled within {self.timeout:.0f} s") from None
-        finally:
-            self._waiting.pop(update_id, None)
-
-    async def _deliver(self, update: dict[str, Any], *, attempts: int = 20) -> None:
-        import aiohttp
-
-        if self._http is None:
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS))
-        uid = update["update_id"]
-        for attempt in range(attempts):
-            url = self.webhook_urls[self._next_url % len(self.webhook_urls)]
-            self._next_url += 1
-            try:
-                async with self._http.post(
-                    url,
-                    json=update,
-                    headers={"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret},
-                    timeout=aiohttp.ClientTimeout(total=60),
-                ) as response:
-                    await response.read()
-                    self.deliveries.append((uid, url, response.status))
-                    if 200 <= response.status < 300:
-                        self.mark_handled(uid)
-                        return
-            except (aiohttp.ClientError, TimeoutError) as e:
-                self.deliveries.append((uid, url, type(e).__name__))
-            self.redelivered += 1
-            await asyncio.sleep(min(1.0, 0.05 * (attempt + 1)))
-        self.undelivered.append(uid)
-
-    async def stop(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-        await super().stop()
+        if update_id not in self._handled:
+            self.handled_at.append(time.perf_counter())
+        super().mark_handled(update_id)
 
 
 class BenchProspect(Prospect):

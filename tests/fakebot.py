@@ -104,7 +104,14 @@ class FakeBotAPI:
         self._callback_ids = itertools.count(1)
         self._new_updates = asyncio.Condition()
         self._handled: set[int] = set()
-        self._handled_cond = asyncio.Condition()
+        self._waiting: dict[int, list[asyncio.Future[None]]] = defaultdict(list)
+        self.handled_timeout = 10.0
+        """How long ``wait_handled`` waits."""
+        self.max_connections = 100
+        """Webhook deliveries share this many kept-alive connections (Telegram's most)."""
+        self._http: Any = None
+        self.redelivered = 0
+        """Webhook deliveries tried again (after an error, a refused connection, a timeout)."""
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.base_url = ""
@@ -127,6 +134,8 @@ class FakeBotAPI:
         self._closing = True
         async with self._new_updates:
             self._new_updates.notify_all()
+        if self._http is not None:
+            await self._http.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -412,39 +421,56 @@ class FakeBotAPI:
     async def _deliver(self, update: dict[str, Any], *, attempts: int = 20) -> None:
         import aiohttp
 
+        if self._http is None:
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.max_connections))
         uid = update["update_id"]
-        async with aiohttp.ClientSession() as http:
-            for attempt in range(attempts):
-                url = self.webhook_urls[self._next_url % len(self.webhook_urls)]
-                self._next_url += 1
-                try:
-                    async with http.post(
-                        url,
-                        json=update,
-                        headers={"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret},
-                        timeout=aiohttp.ClientTimeout(total=60),
-                    ) as response:
-                        self.deliveries.append((uid, url, response.status))
-                        if 200 <= response.status < 300:
-                            self.mark_handled(uid)
-                            return
-                except (aiohttp.ClientError, TimeoutError) as e:
-                    self.deliveries.append((uid, url, type(e).__name__))
-                await asyncio.sleep(min(1.0, 0.05 * (attempt + 1)))
+        for attempt in range(attempts):
+            url = self.webhook_urls[self._next_url % len(self.webhook_urls)]
+            self._next_url += 1
+            try:
+                async with self._http.post(
+                    url,
+                    json=update,
+                    headers={"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret},
+                    timeout=aiohttp.ClientTimeout(total=60),
+                ) as response:
+                    await response.read()
+                    self.deliveries.append((uid, url, response.status))
+                    if 200 <= response.status < 300:
+                        self.mark_handled(uid)
+                        return
+            except (aiohttp.ClientError, TimeoutError) as e:
+                self.deliveries.append((uid, url, type(e).__name__))
+            self.redelivered += 1
+            await asyncio.sleep(min(1.0, 0.05 * (attempt + 1)))
         self.undelivered.append(uid)
 
     def mark_handled(self, update_id: int) -> None:
+        """The bot has handled the update: its waiters (only they) are woken."""
+        if update_id in self._handled:
+            return  # a duplicate delivery, handled again (and dropped) by the bot
         self._handled.add(update_id)
-        asyncio.get_running_loop().create_task(self._wake_handled())
-
-    async def _wake_handled(self) -> None:
-        async with self._handled_cond:
-            self._handled_cond.notify_all()
+        for waiter in self._waiting.pop(update_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def wait_handled(self, update_id: int) -> None:
-        """Until the bot has handled the update (10 s at most)."""
-        async with asyncio.timeout(10), self._handled_cond:
-            await self._handled_cond.wait_for(lambda: update_id in self._handled)
+        """Until the bot has handled the update (``handled_timeout`` at most)."""
+        if update_id in self._handled:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[update_id].append(waiter)
+        try:
+            async with asyncio.timeout(self.handled_timeout):
+                await waiter
+        except TimeoutError:
+            raise TimeoutError(
+                f"update {update_id} not handled within {self.handled_timeout:.0f} s"
+            ) from None
+        finally:
+            waiters = self._waiting.get(update_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
 
     def new_callback_id(self) -> str:
         return f"cbq{next(self._callback_ids)}"

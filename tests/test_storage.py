@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 import bot.storage as storage
@@ -41,15 +41,24 @@ async def test_written_behind_then_read_back(db: Database) -> None:
     assert await fresh.load("2") is None
 
 
-async def test_delete_and_purge(db: Database) -> None:
+async def store_of(db: Database, count: int) -> SqlStore:
+    """A store holding conversations "1" to ``count``, written at once."""
     store = SqlStore(db, flush_interval=0)
-    for n in (1, 2, 3):
+    for n in range(1, count + 1):
         await store.save(str(n), record(n))
+    return store
+
+
+async def make_idle(db: Database, which: ColumnElement[bool], days: int = 40) -> None:
+    idle = update(Conversation).where(which).values(updated_at=utcnow() - timedelta(days=days))
+    await db.run_write(lambda s: s.execute(idle))
+
+
+async def test_delete_and_purge(db: Database) -> None:
+    store = await store_of(db, 3)
     await store.delete("2")
     assert await keys(db) == {"1", "3"} and await store.load("2") is None
-    long_ago = utcnow() - timedelta(days=40)
-    stale = update(Conversation).where(Conversation.key == "1").values(updated_at=long_ago)
-    await db.run_write(lambda s: s.execute(stale))
+    await make_idle(db, Conversation.key == "1")
     assert await store.purge(30) == 1
     assert await keys(db) == {"3"} and await store.load("1") is None
     await store.close()
@@ -59,12 +68,8 @@ async def test_the_purge_goes_in_batches_and_spares_active_conversations(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(storage, "PURGE_BATCH", 2)
-    store = SqlStore(db, flush_interval=0)
-    for n in range(1, 8):
-        await store.save(str(n), record(n))
-    long_ago = utcnow() - timedelta(days=40)
-    stale = update(Conversation).where(Conversation.key != "7").values(updated_at=long_ago)
-    await db.run_write(lambda s: s.execute(stale))
+    store = await store_of(db, 7)
+    await make_idle(db, Conversation.key != "7")
     assert await store.purge(30) == 6  # three full batches, then an empty one
     assert await keys(db) == {"7"}
     assert await store.load("3") is None and await store.load("7") == record(7)
@@ -75,11 +80,8 @@ async def test_a_conversation_that_wakes_up_during_the_purge_is_kept(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(storage, "PURGE_BATCH", 2)
-    store = SqlStore(db, flush_interval=0)
-    for n in range(1, 8):
-        await store.save(str(n), record(n))
-    stale = update(Conversation).values(updated_at=utcnow() - timedelta(days=40))
-    await db.run_write(lambda s: s.execute(stale))
+    store = await store_of(db, 7)
+    await make_idle(db, Conversation.key.is_not(None))
     real = db.run_write
     woken: list[str] = []
 
