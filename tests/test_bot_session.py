@@ -7,7 +7,7 @@ import gc
 import json
 import weakref
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote_plus
 
 import pytest
 from aiogram import Bot
@@ -38,7 +38,7 @@ from aiogram.types import (
 from aiohttp import FormData
 
 from bot import jsonio
-from bot.telegram.session import BotSession
+from bot.telegram.session import BotSession, Quoter
 
 REPLY = json.dumps(
     {
@@ -110,6 +110,43 @@ async def test_requests_are_encoded_exactly_as_aiogram_does(method: TelegramMeth
     assert isinstance(body, bytes)
     assert parse_qsl(body.decode(), keep_blank_values=True) == list(ours.items())
     await bot.session.close()
+
+
+ODD_TEXTS = [
+    "a&b=c+d %e ~*'()! 中文 😀\n<b>粗</b>",
+    "证书有效期" * 1000,  # beyond what is remembered: quoted each time, the same way
+    " ",
+]
+
+
+@pytest.mark.parametrize("text", ODD_TEXTS, ids=["punctuation", "long", "space"])
+async def test_a_body_is_byte_for_byte_what_aiohttp_would_post(text: str) -> None:
+    session = BotSession()
+    bot = Bot("42:TEST", session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    stock = AiohttpSession(json_dumps=session.json_dumps)
+    for method in (
+        SendMessage(chat_id=42, text=text, reply_markup=KEYBOARD),
+        EditMessageText(chat_id=42, message_id=5, text=text),
+        AnswerCallbackQuery(callback_query_id=text.strip() or "x", text=text),
+    ):
+        theirs = stock.build_form_data(bot, method)()._value  # what aiohttp makes of the form
+        assert session.encode(bot, method) == theirs
+        assert session.encode(bot, method) == theirs  # and again, from what was remembered
+    await bot.session.close()
+
+
+def test_the_quoter_remembers_texts_within_its_budget() -> None:
+    quote = Quoter(budget=100)
+    view = "认证流程 & 费用"
+    encoded = quote(view)
+    assert encoded == quote_plus(view) and quote(view) is encoded  # remembered
+    assert quote("42") == "42" and quote("-100") == "-100" and "42" not in quote.known
+    for i in range(10):  # other texts push the oldest out: the budget holds
+        assert quote(f"第{i}页") == quote_plus(f"第{i}页")
+        assert quote.size == sum(len(k) + len(v) for k, v in quote.known.items()) <= 100
+    assert view not in quote.known and quote(view) == encoded
+    huge = "证" * 5000  # longer than any message: encoded, not remembered
+    assert quote(huge) == quote_plus(huge) and huge not in quote.known
 
 
 async def test_a_keyboard_is_encoded_once() -> None:
