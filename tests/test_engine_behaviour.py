@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
-from bot.content import Content
+from bot.content import Content, load_content
 from bot.engine.conversation import Conversation
 from bot.engine.engine import Engine
 from bot.engine.events import Command, Press, TextIn
 from bot.engine.state import State
+
+from .conftest import FLOWS
 
 
 def test_state_is_small_json_and_never_mutated(engine: Engine) -> None:
@@ -272,3 +276,38 @@ def test_leaving_a_live_chat_ends_it(zh: Conversation) -> None:
     assert [e.name for e in zh.effects] == ["live", "live_end"] and zh.position[:2] == ("main", "menu")
     zh.press("咨询顾问").press("现在和顾问聊").press("结束对话")
     assert [e.name for e in zh.effects][-2:] == ["live", "live_end"]
+
+
+def test_a_selfcheck_question_is_built_once_for_everyone(engine: Engine) -> None:
+    first = Conversation(engine, language_code="zh").start("iso20000").press("申请条件自测").press("是")
+    second = Conversation(engine, language_code="zh").start("iso20000").press("申请条件自测").press("否")
+    assert "问题 2/6" in first.text and first.replies[-1].kind == "view"
+    # the same question (whatever was answered before) is the same view, built once
+    assert first.replies[-1] is second.replies[-1]
+    first.press("是").press("是").press("是").press("是").press("否")
+    second.press("是").press("是").press("是").press("是").press("是")
+    assert first.position[2] == second.position[2] == 6  # the verdicts are each prospect's own
+    assert "至少一次管理评审" not in second.text and "至少一次管理评审" not in first.text
+    assert first.text != second.text
+
+
+def test_a_question_that_uses_earlier_answers_is_shown_to_each_as_answered(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    shutil.copytree(FLOWS, flows)
+    path = flows / "iso20000.yaml"
+    text = path.read_text(encoding="utf-8")
+    old = 'zh: "IT 服务管理体系是否已按 ISO/IEC 20000 标准的要求建立？"'
+    assert old in text
+    new = "zh: \"（上一题：{{ '有' if answers.licence else '没有' }}执照）体系是否已建立？\""
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    engine = Engine(load_content(flows))
+    yes = Conversation(engine, language_code="zh").start("iso20000").press("申请条件自测").press("是")
+    no = Conversation(engine, language_code="zh").start("iso20000").press("申请条件自测").press("否")
+    assert "上一题：有执照" in yes.text
+    assert "上一题：没有执照" in no.text
+    # the first question uses no answers: still one view for everyone
+    again = Conversation(engine, language_code="zh").start("iso20000").press("申请条件自测")
+    assert (
+        again.replies[-1]
+        is Conversation(engine, language_code="zh").start("iso20000").press("申请条件自测").replies[-1]
+    )

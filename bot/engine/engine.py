@@ -143,7 +143,7 @@ class Engine:
         self._rows_cache: dict[tuple[str, str, str], list[Row]] = {}
         self._views: dict[tuple[str, str, int, str, bool, int], tuple[Reply, ...]] = {}
         """Views that are the same for every prospect at that point (most are): built once."""
-        self._static_steps: dict[tuple[str, str, str], bool] = {}
+        self._static_steps: dict[tuple[str, str, str, int], bool] = {}
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -881,10 +881,12 @@ class Engine:
             return False  # the verdict lists this prospect's answers
         if isinstance(step, ChoiceStep | SummaryStep):
             return False  # ticks and answers are this prospect's
-        key = (flow, step_id, locale)
+        key = (flow, step_id, locale, sub if isinstance(step, CheckStep) else 0)
         static = self._static_steps.get(key)
         if static is None:
-            static = self._static_steps[key] = all(
-                self.content.is_static(text, locale) for _, text in texts_of(step)
-            )
+            if isinstance(step, CheckStep):  # a question shows the intro and that question only
+                shown = [t for t in (step.text, step.conditions[sub].question) if t is not None]
+            else:
+                shown = [text for _, text in texts_of(step)]
+            static = self._static_steps[key] = all(self.content.is_static(t, locale) for t in shown)
         return static
