@@ -49,6 +49,36 @@ async def test_chinese_walk_through(api: FakeBotAPI, running: BotRunner) -> None
     assert len(queries) == len(presses) - 1  # all but /start were button presses
 
 
+async def test_a_press_is_answered_once_its_reply_is_out(api: FakeBotAPI, running: BotRunner) -> None:
+    p = Prospect(api, 1003, language_code="zh")
+    await p.send("/start")
+    await p.press("ISO/IEC 20000")  # a new message
+    await p.press("申请条件自测")
+    await p.press("是")  # an edit in place
+    mine = [c for c in api.calls if c.params.get("chat_id") in {"1003", 1003} or "callback_query_id" in c.params]
+    kinds = [c.method for c in mine if c.method in {"sendMessage", "editMessageText", "answerCallbackQuery"}]
+    # /start; then each press: its reply, then its answer (one each)
+    assert kinds == [
+        "sendMessage",
+        *["sendMessage", "answerCallbackQuery"] * 2,
+        "editMessageText",
+        "answerCallbackQuery",
+    ]
+    answered = [c.params["callback_query_id"] for c in mine if c.method == "answerCallbackQuery"]
+    assert len(set(answered)) == 3 and p.last_query_id == answered[-1]
+
+
+async def test_a_press_whose_reply_fails_is_answered_all_the_same(api: FakeBotAPI, running: BotRunner) -> None:
+    p = Prospect(api, 1004, language_code="zh")
+    await p.send("/start")
+    api.fail("sendMessage", 400, "Bad Request: chat not found", chat_id=1004)
+    assert await p.press("ISO/IEC 20000") == []  # the reply could not go (a 400 is not retried)
+    assert p.last_query_id in api.callback_answers  # but the spinner was stopped, once
+    assert [c.method for c in api.calls].count("answerCallbackQuery") == 1
+    [menu] = await p.send("/menu")  # and the conversation goes on
+    assert "认证咨询助手" in menu.visible
+
+
 async def test_english_walk_through_with_contact_form(api: FakeBotAPI, running: BotRunner) -> None:
     p = Prospect(api, 1002, language_code="en-US")
     await p.send("/start")

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiogram import Bot, Router
@@ -35,24 +34,17 @@ async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime, chat_sessi
         # A double tap (or a late tap) on the view just left: the current one is right there.
         await _answer(query, engine.content.t("expired", state.locale))
         return
-    # The answer (it stops the button's spinner) goes out alongside the reply, not a round trip
-    # before it; the handler ends once both are done.
-    answering = asyncio.ensure_future(_answer(query))
-    try:
-        result = engine.handle(state, Press(payload), language_code=query.from_user.language_code)
-        # Within one step (paging, the self-check's questions) the message is edited in place;
-        # a new step comes as a new message, so what the prospect read stays readable above.
-        same_step = state is not None and (state.flow, state.step) == (result.state.flow, result.state.step)
-        edit = message_id if same_step and message_id == chat_session.menu_id else None
-        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
-        await present(bot, runtime, chat_id, chat_session, result, user=query.from_user, edit_message_id=edit)
-    except asyncio.CancelledError:  # shutting down: no waiting for the answer's retries
-        answering.cancel()
-        raise
-    except BaseException:
-        await answering
-        raise
-    await answering
+    result = engine.handle(state, Press(payload), language_code=query.from_user.language_code)
+    # Within one step (paging, the self-check's questions) the message is edited in place;
+    # a new step comes as a new message, so what the prospect read stays readable above.
+    same_step = state is not None and (state.flow, state.step) == (result.state.flow, result.state.step)
+    edit = message_id if same_step and message_id == chat_session.menu_id else None
+    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    await present(bot, runtime, chat_id, chat_session, result, user=query.from_user, edit_message_id=edit)
+    # The press is answered (its spinner stopped) once its reply is out, as aiogram's
+    # CallbackAnswerMiddleware does: the reply is not held up by the answer, and the answer costs
+    # no task of its own. If handling fails, the error handler answers it.
+    await _answer(query)
 
 
 async def _answer(query: CallbackQuery, text: str | None = None) -> None:
