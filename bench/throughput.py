@@ -49,9 +49,7 @@ from bot.db import create_database, upgrade  # noqa: E402
 from bot.engine.engine import Engine  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.storage import MemoryStore, SqlStore  # noqa: E402
-from bot.telegram.app import build_dispatcher  # noqa: E402
-from bot.telegram.limits import SendLimiter  # noqa: E402
-from bot.telegram.retry import RetryMiddleware  # noqa: E402
+from bot.telegram.app import build_bot, build_dispatcher  # noqa: E402
 from bot.telegram.session import BotSession  # noqa: E402
 
 TOKEN = "123456789:BENCH-token"
@@ -229,12 +227,11 @@ async def workload(
     db = create_database(url)
     sql = SqlStore(db)
     memory = MemoryStore()
-    bots = {k: Bot(TOKEN, session=FakeSession(stock=k == "echo")) for k in ("echo", "memory", "sqlite")}
-    for kind in ("memory", "sqlite"):  # the full stack's session middlewares, as build_bot adds them
-        bots[kind].session.middleware(RetryMiddleware())
-        bots[kind].session.middleware(
-            SendLimiter(per_chat=1e9, per_group=1e9, overall=1e9)  # paced by nothing, but in the path
-        )
+    # The full stack's bot is production's (build_bot: the retry and sending-limit middlewares, HTML
+    # and no link previews by default) on the in-process session; echo's is a plain Bot.
+    bots = {"echo": Bot(TOKEN, session=FakeSession(stock=True))}
+    for kind in ("memory", "sqlite"):
+        bots[kind] = build_bot(settings, session=FakeSession())
     dps = {
         "echo": echo_dispatcher(),
         "memory": build_dispatcher(settings, engine=engine, store=memory),
@@ -309,9 +306,10 @@ async def footprint(settings: Settings, engine: Engine, script: list[dict[str, A
 
 async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
-    # Each simulated prospect taps as fast as the machine allows: the flood gate (still in the
-    # path, its cost counted) must not pace them as it would a person doing so.
-    settings = Settings(_env_file=None, bot_token=TOKEN, flood_rate=1e9)  # type: ignore[call-arg]
+    # Each simulated prospect taps as fast as the machine allows: the flood gate and the sending
+    # limits (still in the path, their cost counted) must not pace them as they would a person.
+    unpaced = {"flood_rate": 1e9, "rate_per_chat": 1e9, "rate_per_group": 1e9, "rate_global": 1e9}
+    settings = Settings(_env_file=None, bot_token=TOKEN, **unpaced)  # type: ignore[call-arg]
     engine = Engine(load_content(ROOT / "flows"))
     buttons = await record_buttons(settings, engine)
     await workload("buttons", buttons, settings, engine, tmp)

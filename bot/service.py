@@ -131,7 +131,9 @@ class Service:
             self.accounts = StaffAccounts(db)
         self.blocked = BlockedChats(self.db)
         await self.blocked.load()
-        session_options = {"timeout": tuning.request_timeout} if tuning.request_timeout else {}
+        session_options: dict[str, Any] = {}
+        if tuning.request_timeout:
+            session_options["timeout"] = tuning.request_timeout
         self.bot = bot = build_bot(
             settings,
             retry=RetryMiddleware(base_pause=tuning.retry_base_pause),

@@ -41,14 +41,17 @@ def build_bot(
     *,
     retry: RetryMiddleware | None = None,
     blocked: BlockedChats | None = None,
+    session: BotSession | None = None,
     **session_kwargs: Any,
 ) -> Bot:
     """A Bot on the configured Bot API server (the public one, a self-hosted one, or a fake),
     whose requests are retried when they fail for a passing reason (429, 5xx, network) and paced
-    to Telegram's sending limits; nothing is sent to a chat in ``blocked``."""
+    to Telegram's sending limits; nothing is sent to a chat in ``blocked``. ``session``: one made
+    already (the throughput benchmark's in-process one), instead of one on the configured server."""
     if settings.bot_token is None:
         raise ValueError("BOT_TOKEN is not set")
-    session = BotSession(api=TelegramAPIServer.from_base(settings.telegram_api_base), **session_kwargs)
+    if session is None:
+        session = BotSession(api=TelegramAPIServer.from_base(settings.telegram_api_base), **session_kwargs)
     session.middleware(retry or RetryMiddleware())
     session.middleware(  # inside the retries: each attempt is paced
         SendLimiter(
