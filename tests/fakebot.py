@@ -24,6 +24,7 @@ from bot.engine.render import MESSAGE_LIMIT, html_problems, visible_length, visi
 TOKEN = "123456789:TEST-token_for_the_fake_server"
 BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Cert Bot", "username": "cert_test_bot"}
 JSON_FIELDS = {"reply_markup", "commands", "allowed_updates", "scope", "link_preview_options", "entities"}
+PARSE_MODES = {"HTML", "MarkdownV2", "Markdown"}
 
 
 @dataclass
@@ -83,6 +84,8 @@ class FakeBotAPI:
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.faults: list[Fault] = []
+        self.latency: dict[tuple[str, str | None], float] = {}
+        """Seconds a method (to a chat, or to any) takes before it is carried out: ``slow``."""
         self.documents: list[dict[str, Any]] = []
         self.members: dict[tuple[int, int], str] = {}
         self.user_messages: dict[tuple[int, int], dict[str, Any]] = {}
@@ -156,6 +159,11 @@ class FakeBotAPI:
         self.faults.append(fault)
         return fault
 
+    def slow(self, method: str, seconds: float, *, chat_id: int | None = None) -> None:
+        """``method`` (to ``chat_id``, if given) takes ``seconds`` before it is carried out, and
+        succeeds: a slow network, a busy Telegram."""
+        self.latency[(method, None if chat_id is None else str(chat_id))] = seconds
+
     async def _params(self, request: web.Request) -> dict[str, Any]:
         params: dict[str, Any] = dict(request.query)
         if request.can_read_body:
@@ -192,6 +200,11 @@ class FakeBotAPI:
         handler = getattr(self, f"m_{method}", None)
         if handler is None:
             return _error(404, f"Not Found: method {method} is not faked")
+        if params.get("parse_mode", "HTML") not in PARSE_MODES:  # as Telegram refuses it
+            return _error(400, "Bad Request: unsupported parse_mode")
+        latency = self.latency.get((method, str(params.get("chat_id")))) or self.latency.get((method, None))
+        if latency:
+            await asyncio.sleep(latency)
         try:
             result = await handler(params)
         except ApiError as e:

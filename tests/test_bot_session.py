@@ -11,8 +11,9 @@ from urllib.parse import parse_qsl, quote_plus
 
 import pytest
 from aiogram import Bot
-from aiogram.client.default import Default, DefaultBotProperties
+from aiogram.client.default import Default
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.enums import ChatAction, ParseMode
 from aiogram.exceptions import ClientDecodeError, TelegramBadRequest
 from aiogram.methods import (
     AnswerCallbackQuery,
@@ -38,6 +39,8 @@ from aiogram.types import (
 from aiohttp import FormData
 
 from bot import jsonio
+from bot.settings import Settings
+from bot.telegram.app import build_bot
 from bot.telegram.session import BotSession, Quoter
 
 REPLY = json.dumps(
@@ -51,6 +54,12 @@ REPLY = json.dumps(
         },
     }
 )
+
+
+def production_bot(session: BotSession) -> Bot:
+    """A bot as ``python -m bot run`` makes it (its default properties, parse mode an enum), on
+    ``session``."""
+    return build_bot(Settings(_env_file=None, bot_token="42:TEST"), session=session)  # type: ignore[call-arg]
 
 
 def fields(form: FormData) -> dict[str, str]:
@@ -89,6 +98,7 @@ METHODS = [
     SendMessage(chat_id=42, text="备注?", reply_markup=ForceReply(force_reply=True), extra_field="kept"),
     EditMessageText(chat_id=42, message_id=5, text="已更新", reply_markup=KEYBOARD),
     AnswerCallbackQuery(callback_query_id="abc", text="菜单已过期", show_alert=False),
+    SendMessage(chat_id=42, text="<i>x</i>", parse_mode=ParseMode.HTML, action=ChatAction.TYPING),
     SetMyCommands(commands=[BotCommand(command="start", description="开始")]),
     GetUpdates(offset=10, timeout=30, allowed_updates=["message", "callback_query"]),
 ]
@@ -97,9 +107,7 @@ METHODS = [
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: type(m).__name__)
 async def test_requests_are_encoded_exactly_as_aiogram_does(method: TelegramMethod[Any]) -> None:
     session = BotSession()
-    # the defaults production uses (build_bot)
-    defaults = DefaultBotProperties(parse_mode="HTML", link_preview_is_disabled=True)
-    bot = Bot("42:TEST", session=session, default=defaults)
+    bot = production_bot(session)  # with the defaults production uses
     ours = fields(session.build_form_data(bot, method))
     assert ours == fields(AiohttpSession(json_dumps=session.json_dumps).build_form_data(bot, method))
     theirs = fields(AiohttpSession().build_form_data(bot, method))  # the standard library's JSON
@@ -122,7 +130,7 @@ ODD_TEXTS = [
 @pytest.mark.parametrize("text", ODD_TEXTS, ids=["punctuation", "long", "space"])
 async def test_a_body_is_byte_for_byte_what_aiohttp_would_post(text: str) -> None:
     session = BotSession()
-    bot = Bot("42:TEST", session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    bot = production_bot(session)
     stock = AiohttpSession(json_dumps=session.json_dumps)
     for method in (
         SendMessage(chat_id=42, text=text, reply_markup=KEYBOARD),
@@ -136,15 +144,17 @@ async def test_a_body_is_byte_for_byte_what_aiohttp_would_post(text: str) -> Non
 
 
 def test_the_quoter_remembers_texts_within_its_budget() -> None:
-    quote = Quoter(budget=100)
     view = "认证流程 & 费用"
+    pages = [f"第{i}页 共9页" for i in range(10)]
+    quote = Quoter(budget=3 * Quoter.cost(pages[0], quote_plus(pages[0])))  # room for 3 such texts
     encoded = quote(view)
     assert encoded == quote_plus(view) and quote(view) is encoded  # remembered
-    assert quote("42") == "42" and quote("-100") == "-100" and "42" not in quote.known
-    for i in range(10):  # other texts push the oldest out: the budget holds
-        assert quote(f"第{i}页") == quote_plus(f"第{i}页")
-        assert quote.size == sum(len(k) + len(v) for k, v in quote.known.items()) <= 100
-    assert view not in quote.known and quote(view) == encoded
+    for value in ("42", "-100", "chat_id", "a.b-c_d~e"):  # left as they are: nothing to remember
+        assert quote(value) == quote_plus(value) and value not in quote.known
+    for page in pages:  # other texts push the oldest out: the budget holds
+        assert quote(page) == quote_plus(page)
+        assert quote.size == sum(Quoter.cost(k, v) for k, v in quote.known.items()) <= quote.budget
+    assert list(quote.known) == pages[-3:] and quote(view) == encoded
     huge = "证" * 5000  # longer than any message: encoded, not remembered
     assert quote(huge) == quote_plus(huge) and huge not in quote.known
 

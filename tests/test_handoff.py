@@ -162,3 +162,21 @@ async def test_a_prospect_who_blocked_the_bot(api: FakeBotAPI, running: BotRunne
     assert "客户已屏蔽机器人" in warning.visible
     [chat] = await live_chats(running)
     assert chat.closed_by == "blocked"
+
+
+async def test_a_press_that_opens_a_live_chat_is_answered_at_once(
+    api: FakeBotAPI, running: BotRunner
+) -> None:
+    p = Prospect(api, 3009, first_name="Zhao")
+    await p.send("/start")
+    await p.press("ISO/IEC 20000")
+    await p.press("咨询顾问")
+    api.slow("sendMessage", 1.0, chat_id=STAFF_CHAT)  # the staff group is slow to take the intro
+    [view] = await p.press("现在和顾问聊")
+    assert "正在为您接通顾问" in view.visible
+    [answer] = [c for c in api.calls if c.params.get("callback_query_id") == p.last_query_id]
+    [intro] = [c for c in api.calls if c.method == "sendMessage" and c.params["chat_id"] == str(STAFF_CHAT)]
+    # the spinner was stopped while the staff group still had the intro, not after the reply
+    assert answer.at < intro.at + 0.5
+    [reply] = [c for c in api.calls if c.method == "sendMessage" and c.params["chat_id"] == "3009"][-1:]
+    assert reply.at >= intro.at + 1.0 > answer.at

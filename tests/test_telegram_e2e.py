@@ -55,7 +55,9 @@ async def test_a_press_is_answered_once_its_reply_is_out(api: FakeBotAPI, runnin
     await p.press("ISO/IEC 20000")  # a new message
     await p.press("申请条件自测")
     await p.press("是")  # an edit in place
-    mine = [c for c in api.calls if c.params.get("chat_id") in {"1003", 1003} or "callback_query_id" in c.params]
+    mine = [
+        c for c in api.calls if c.params.get("chat_id") in {"1003", 1003} or "callback_query_id" in c.params
+    ]
     kinds = [c.method for c in mine if c.method in {"sendMessage", "editMessageText", "answerCallbackQuery"}]
     # /start; then each press: its reply, then its answer (one each)
     assert kinds == [
@@ -68,7 +70,9 @@ async def test_a_press_is_answered_once_its_reply_is_out(api: FakeBotAPI, runnin
     assert len(set(answered)) == 3 and p.last_query_id == answered[-1]
 
 
-async def test_a_press_whose_reply_fails_is_answered_all_the_same(api: FakeBotAPI, running: BotRunner) -> None:
+async def test_a_press_whose_reply_fails_is_answered_all_the_same(
+    api: FakeBotAPI, running: BotRunner
+) -> None:
     p = Prospect(api, 1004, language_code="zh")
     await p.send("/start")
     api.fail("sendMessage", 400, "Bad Request: chat not found", chat_id=1004)

@@ -50,6 +50,8 @@ def build_bot(
     already (the throughput benchmark's in-process one), instead of one on the configured server."""
     if settings.bot_token is None:
         raise ValueError("BOT_TOKEN is not set")
+    if session is not None and session_kwargs:
+        raise TypeError("build_bot: session options go to the session given, not here")
     if session is None:
         session = BotSession(api=TelegramAPIServer.from_base(settings.telegram_api_base), **session_kwargs)
     session.middleware(retry or RetryMiddleware())

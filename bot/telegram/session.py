@@ -27,6 +27,8 @@ JSON goes through orjson both ways (``bot.jsonio``).
 
 from __future__ import annotations
 
+import re
+import sys
 from collections import OrderedDict
 from http import HTTPStatus
 from typing import Any, cast
@@ -50,16 +52,22 @@ MESSAGE_FIELDS = frozenset({"message_id", "message_thread_id", "is_topic_message
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 LEAN_REPLIES = (SendMessage, EditMessageText)
 """The methods whose replies are parsed to ``MESSAGE_FIELDS`` (nearly all the bot sends)."""
-QUOTE_BUDGET = 1 << 21
-"""Characters of values and their encodings remembered (a few MiB at most)."""
+QUOTE_BUDGET = 4 << 20
+"""Bytes of values and their encodings remembered at most (their objects' sizes and the entry's)."""
+QUOTE_ENTRY = 100
+"""Bytes an entry of the cache itself takes, beyond its two strings."""
 QUOTE_MAX_CHARS = 4096
 """Values longer than a message can be are quoted each time (none of the bot's own are)."""
 
 
+_UNCHANGED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+"""What ``quote_plus`` leaves as it is: field names, ids, numbers, plain words."""
+
+
 class Quoter:
     """Percent-encodes form values as ``urlencode`` (and so aiohttp's ``FormData``) does, each
-    distinct text once: the least recently used are forgotten beyond ``budget`` characters. Ids,
-    numbers and plain ASCII words need no encoding and are not remembered."""
+    distinct text once: the least recently used are forgotten beyond ``budget`` bytes. Values the
+    encoding leaves as they are (ids, numbers, plain ASCII words) are not remembered."""
 
     def __init__(self, budget: int = QUOTE_BUDGET) -> None:
         self.budget = budget
@@ -67,7 +75,7 @@ class Quoter:
         self.known: OrderedDict[str, str] = OrderedDict()
 
     def __call__(self, value: str) -> str:
-        if value.isascii() and value.isalnum():
+        if _UNCHANGED(value):
             return value
         hit = self.known.get(value)
         if hit is not None:
@@ -76,11 +84,15 @@ class Quoter:
         encoded = quote_plus(value)
         if len(value) <= QUOTE_MAX_CHARS:
             self.known[value] = encoded
-            self.size += len(value) + len(encoded)
+            self.size += self.cost(value, encoded)
             while self.size > self.budget:
                 old, old_encoded = self.known.popitem(last=False)
-                self.size -= len(old) + len(old_encoded)
+                self.size -= self.cost(old, old_encoded)
         return encoded
+
+    @staticmethod
+    def cost(value: str, encoded: str) -> int:
+        return sys.getsizeof(value) + sys.getsizeof(encoded) + QUOTE_ENTRY
 
 
 class BotSession(AiohttpSession):
@@ -155,6 +167,10 @@ class BotSession(AiohttpSession):
                 prepared = self._object_json(bot, value)
             else:
                 prepared = self.prepare_value(value, bot=bot, files=files)
+                if isinstance(prepared, str) and type(prepared) is not str:
+                    # a str enum (ParseMode.HTML, the bot's default): its value, as urlencode and
+                    # aiohttp send it, never its name
+                    prepared = str.__str__(prepared)
             if prepared:
                 pairs.append((key, prepared))
         return pairs, files

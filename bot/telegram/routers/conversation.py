@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiogram import Bot, Router
@@ -40,11 +41,26 @@ async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime, chat_sessi
     same_step = state is not None and (state.flow, state.step) == (result.state.flow, result.state.step)
     edit = message_id if same_step and message_id == chat_session.menu_id else None
     chat_id = query.message.chat.id if query.message is not None else query.from_user.id
-    await present(bot, runtime, chat_id, chat_session, result, user=query.from_user, edit_message_id=edit)
-    # The press is answered (its spinner stopped) once its reply is out, as aiogram's
-    # CallbackAnswerMiddleware does: the reply is not held up by the answer, and the answer costs
-    # no task of its own. If handling fails, the error handler answers it.
-    await _answer(query)
+    show = present(bot, runtime, chat_id, chat_session, result, user=query.from_user, edit_message_id=edit)
+    if not result.effects:
+        # Most presses only show the next view: answered (the spinner stopped) once it is out, as
+        # aiogram's CallbackAnswerMiddleware does, with no task of its own. If handling fails, the
+        # error handler answers.
+        await show
+        await _answer(query)
+        return
+    # Effects (a lead to save, a live chat to open) wait on the database and on the staff group's
+    # sending limit: the spinner is stopped at once, alongside.
+    answering = asyncio.ensure_future(_answer(query))
+    try:
+        await show
+    except asyncio.CancelledError:  # shutting down: no waiting for the answer's retries
+        answering.cancel()
+        raise
+    except BaseException:
+        await answering
+        raise
+    await answering
 
 
 async def _answer(query: CallbackQuery, text: str | None = None) -> None:
