@@ -7,10 +7,10 @@ session (``bot/telegram/session.py``, cheaper) does for the full stack, whose ga
 The full stack is the real dispatcher from ``build_dispatcher``: conversation middleware with
 per-chat locks, the feature routers, the engine, rendering, keyboards and the conversation store
 (memory, or SQLite with its write-behind flush counted inside the timing); and the real bot from
-``build_bot`` (its request middlewares and default properties), on the fake session. Each segment is a set
-of new prospects walking a real conversation; the segments of echo, memory and SQLite alternate,
-and the ratio reported is the median of the per-round ratios, so a noisy neighbour on the
-machine skews little.
+``build_bot`` (its request middlewares and default properties), on the fake session. Each segment
+is a set of new prospects walking a real conversation; the segments of echo, memory and SQLite
+alternate, and the ratio reported is the median of the per-round ratios, so a noisy neighbour on
+the machine skews little.
 
 Two workloads: ``buttons`` (the prospect taps inline buttons: each tap also costs an
 answerCallbackQuery request, which an echo of text never makes) and ``typed`` (the prospect types
