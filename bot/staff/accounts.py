@@ -26,6 +26,8 @@ FREE_FAILURES = 5
 """Failures allowed before the account locks."""
 BASE_LOCK = timedelta(seconds=30)
 MAX_LOCK = timedelta(minutes=15)
+_MAX_DOUBLINGS = 10
+"""BASE_LOCK * 2**10 is well past MAX_LOCK already."""
 SESSION_DAYS = 7
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
@@ -58,6 +60,16 @@ class SignIn:
     user: StaffUser | None
     locked_until: datetime | None = None
     """Set when the account is locked after repeated failures (the password was not checked)."""
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A sign-in attempt reserved on an account (already counted as a failure)."""
+
+    user_id: int
+    password_hash: str | None
+    """The hash to check the password against; None when the account is locked."""
+    locked_until: datetime | None
 
 
 @dataclass(frozen=True)
@@ -113,32 +125,47 @@ class StaffAccounts:
             return list(await session.scalars(select(StaffUser.name).order_by(StaffUser.name)))
 
     async def sign_in(self, name: str, password: str) -> SignIn:
-        """Check a name and password. Hashing runs in a thread (it takes tens of milliseconds, on
-        purpose), outside any transaction. A name that does not exist is answered exactly as an
-        existing one: the same time, and the same lock after repeated failures."""
+        """Check a name and password. A name that does not exist is answered exactly as an
+        existing one: the same time, and the same lock after repeated failures.
+
+        The attempt is reserved first, in one write transaction (the row locked): a locked account
+        is refused there, and otherwise the attempt is counted as a failure in advance (locking the
+        account if it is one too many), before the password is checked. So however many attempts
+        run at once, at most ``FREE_FAILURES`` passwords are checked, and one per lock period after
+        that. The hash is checked in a thread (it takes tens of milliseconds, on purpose), outside
+        any transaction; only a success writes again (clearing the failures)."""
         now = utcnow()
         key = name.strip().lower()[:64]
-        async with self.db.sessions() as session:
-            user = await session.scalar(select(StaffUser).where(StaffUser.name == key))
-        if user is None or not user.active:
+
+        def reserve(session: Session) -> _Attempt | None:
+            user = session.scalar(select(StaffUser).where(StaffUser.name == key).with_for_update())
+            if user is None or not user.active:
+                return None
+            if user.locked_until is not None and _aware(user.locked_until) > now:
+                return _Attempt(user.id, None, _aware(user.locked_until))
+            user.failed_logins += 1
+            user.locked_until = _lock_after(user.failed_logins, now)
+            return _Attempt(user.id, user.password_hash, user.locked_until)
+
+        attempt = await self.db.run_write(reserve)
+        if attempt is None:
+            refused = self._unknown_attempt(key, now)
             await asyncio.to_thread(_verify, _DUMMY, password)
-            return self._unknown_failed(key, now)
-        if user.locked_until is not None and _aware(user.locked_until) > now:
+            return refused
+        if attempt.password_hash is None:  # locked: the password is not checked
             await asyncio.to_thread(_verify, _DUMMY, password)
-            return SignIn(None, locked_until=_aware(user.locked_until))
-        ok = await asyncio.to_thread(_verify, user.password_hash, password)
+            return SignIn(None, locked_until=attempt.locked_until)
+        hashed = attempt.password_hash
+        if not await asyncio.to_thread(_verify, hashed, password):
+            return SignIn(None, locked_until=attempt.locked_until)  # counted already
         rehashed = None
-        if ok and _hasher.check_needs_rehash(user.password_hash):
+        if _hasher.check_needs_rehash(hashed):
             rehashed = await asyncio.to_thread(_hasher.hash, password)
 
-        def work(session: Session) -> SignIn:
-            current = session.get(StaffUser, user.id)
-            if current is None:
-                return SignIn(None)
-            if not ok:
-                current.failed_logins += 1
-                current.locked_until = _lock_after(current.failed_logins, now)
-                return SignIn(None, locked_until=current.locked_until)
+        def succeed(session: Session) -> SignIn:
+            current = session.get(StaffUser, attempt.user_id, with_for_update=True)
+            if current is None or not current.active or current.password_hash != hashed:
+                return SignIn(None)  # removed, disabled or given a new password meanwhile
             current.failed_logins = 0
             current.locked_until = None
             current.last_login_at = now
@@ -146,9 +173,11 @@ class StaffAccounts:
                 current.password_hash = rehashed
             return SignIn(current)
 
-        return await self.db.run_write(work)
+        return await self.db.run_write(succeed)
 
-    def _unknown_failed(self, key: str, now: datetime) -> SignIn:
+    def _unknown_attempt(self, key: str, now: datetime) -> SignIn:
+        """As ``reserve`` for a name that does not exist (or a disabled account): refused while
+        locked, otherwise counted as a failure (all it can be), locking as an account would."""
         failures, locked_until = self._unknown.get(key, (0, None))
         if locked_until is not None and locked_until > now:
             return SignIn(None, locked_until=locked_until)
@@ -199,8 +228,13 @@ class StaffAccounts:
 
 
 def _lock_after(failures: int, now: datetime) -> datetime | None:
+    """The end of the lock after this many failures: none for the first ``FREE_FAILURES - 1``,
+    then ``BASE_LOCK`` doubling with each further failure, up to ``MAX_LOCK``. (The exponent is
+    capped: an unbounded one overflows ``timedelta`` after a few dozen failures.)"""
     over = failures - FREE_FAILURES
-    return now + min(MAX_LOCK, BASE_LOCK * 2**over) if over >= 0 else None
+    if over < 0:
+        return None
+    return now + min(MAX_LOCK, BASE_LOCK * (1 << min(over, _MAX_DOUBLINGS)))
 
 
 def _verify(hashed: str, password: str) -> bool:

@@ -11,6 +11,7 @@ an HttpOnly SameSite session cookie whose token is stored hashed, a CSRF token o
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import secrets
@@ -153,14 +154,18 @@ class Dashboard:
         if len(recent) >= IP_FAILURES:
             message = _("Too many failed attempts from this address. Try again in a few minutes.")
             return self._login_form(request, error=message, status=429)
+        # Counted as a failure before the wait (so attempts made at once cannot all pass the check
+        # above, and one that fails with an error counts too); given back if it succeeds.
+        recent.append(now)
         result = await self.accounts.sign_in(str(form.get("name", "")), str(form.get("password", "")))
         if result.user is None:
-            recent.append(now)
             if result.locked_until is not None:
                 when = self._when(result.locked_until)[11:]
                 message = _("Too many failed attempts. Try again after %(when)s.", when=when)
                 return self._login_form(request, error=message, status=429)
             return self._login_form(request, error=_("Wrong name or password."), status=401)
+        with contextlib.suppress(ValueError):  # gone if the window moved on, or the table was cleared
+            recent.remove(now)
         token, _csrf = await self.accounts.open_session(result.user.id)
         response = web.HTTPSeeOther(_safe_next(str(form.get("next", ""))) or "/leads")
         response.set_cookie(
