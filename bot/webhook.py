@@ -2,7 +2,10 @@
 several replicas behind a load balancer (with ``REDIS_URL`` and PostgreSQL).
 
 - ``X-Telegram-Bot-Api-Secret-Token`` is compared with ``WEBHOOK_SECRET`` in constant time on
-  every request; a wrong or missing one gets 401 and nothing is processed.
+  every request; a wrong or missing one (or one that is not ASCII) gets 401 and nothing is
+  processed.
+- A body that is not an update (not JSON, not UTF-8, JSON that is not a valid Update, empty) gets
+  400, with a warning in the log (not the payload): an error Telegram would deliver again forever.
 - An update is acknowledged only after it is handled and its conversation saved (aiogram's
   background handling, its default, answers first and would lose the update with the process).
   If handling fails for a passing reason (the database, Redis), the answer is 500 and Telegram
@@ -16,11 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import signal
+from typing import Any
 
+from aiogram import Bot
+from aiogram.methods import TelegramMethod
+from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from bot.service import Service
@@ -29,6 +38,42 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 30.0
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+class UpdateHandler(SimpleRequestHandler):
+    """aiogram's handler, answering each update once it is handled (``handle_in_background`` off),
+    with the secret checked as bytes and the update read before the dispatcher sees it: what is
+    not an update is refused with 400, not 500 (which Telegram would retry forever). An update
+    whose handling fails still raises: 500, and Telegram delivers it again."""
+
+    def __init__(self, *, secret: str, **kwargs: Any) -> None:
+        super().__init__(handle_in_background=False, secret_token=secret, **kwargs)
+        self.secret = secret.encode()
+
+    def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
+        # The secret is ASCII (settings check it): a header that is not cannot match, and
+        # compare_digest refuses non-ASCII text (a TypeError: a 500), so it compares bytes.
+        if not telegram_secret_token.isascii():
+            return False
+        return hmac.compare_digest(telegram_secret_token.encode("ascii"), self.secret)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        bot = await self.resolve_bot(request)
+        if not self.verify_secret(request.headers.get(SECRET_HEADER, ""), bot):
+            return web.Response(body="Unauthorized", status=401)
+        body = await request.read()
+        try:
+            update = Update.model_validate(bot.session.json_loads(body.decode()), context={"bot": bot})
+        except (ValueError, ValidationError, RecursionError) as e:  # JSON and UTF-8 errors are ValueErrors
+            log.warning(
+                "webhook: refused a body that is not an update (%d bytes): %s", len(body), type(e).__name__
+            )
+            return web.Response(body="Bad Request", status=400)
+        result: TelegramMethod[Any] | None = await self.dispatcher.feed_webhook_update(
+            bot, update, **self.data
+        )
+        return web.Response(body=self._build_response_writer(bot=bot, result=result))
 
 
 class WebhookServer:
@@ -44,11 +89,8 @@ class WebhookServer:
         if settings.webhook_secret is None:
             raise ValueError("WEBHOOK_SECRET is not set: Telegram's requests could not be told from others")
         app = web.Application(client_max_size=4 * 1024 * 1024)
-        handler = SimpleRequestHandler(
-            dispatcher=service.dp,
-            bot=service.bot,
-            handle_in_background=False,
-            secret_token=settings.webhook_secret.get_secret_value(),
+        handler = UpdateHandler(
+            dispatcher=service.dp, bot=service.bot, secret=settings.webhook_secret.get_secret_value()
         )
         # Not handler.register(): its shutdown hook would close the bot's session before the
         # updates in flight are finished; Service.stop closes it after.

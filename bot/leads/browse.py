@@ -10,6 +10,7 @@ through their indexes. PostgreSQL uses ILIKE.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -50,6 +51,9 @@ SORTS = {
     "company": (Lead.company.asc().nulls_last(), Lead.id.desc()),
     "status": (Lead.status.asc(), Lead.id.desc()),
 }
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters and lone surrogates: nothing a search needs, and PostgreSQL refuses a NUL
+in text (the query would fail)."""
 LIST_COLUMNS = (
     Lead.id,
     Lead.reference,
@@ -88,11 +92,11 @@ class LeadQuery:
         sort = args.get("sort") or "newest"
         page = args.get("page", "1")
         return cls(
-            q=" ".join((args.get("q") or "").split())[:MAX_QUERY],
+            q=_clean(args.get("q"))[:MAX_QUERY],
             status=status if status in LEAD_STATUSES else None,
             scheme=scheme if scheme in schemes else None,
             kind=kind if kind in ("lead", "enquiry") else None,
-            assigned=(args.get("assigned") or "").strip()[:100] or None,
+            assigned=_clean(args.get("assigned"))[:100] or None,
             sort=sort if sort in SORTS else "newest",
             page=max(1, min(int(page), 100_000)) if page.isascii() and page.isdigit() else 1,
         )
@@ -110,6 +114,11 @@ class LeadQuery:
         }
         values.update({k: "" if v is None else str(v) for k, v in changes.items()})
         return {k: v for k, v in values.items() if v}
+
+
+def _clean(value: str | None) -> str:
+    """Untrusted text with control characters made spaces, and runs of spaces made one."""
+    return " ".join(UNPRINTABLE.sub(" ", value or "").split())
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal, TextIO
@@ -44,7 +45,9 @@ COLUMNS = (
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-TYPED_BY_PROSPECTS = ("company", "contact_name", "city", "note", "question", "assigned_to")
+"""A cell starting with one of these may run as a spreadsheet formula (OWASP's list)."""
+E164 = re.compile(r"\+\d{6,15}")
+"""A phone number as the bot stores it: kept as is (digits after the + cannot be a formula)."""
 
 
 def _cell(value: Any) -> Any:
@@ -53,17 +56,28 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+def neutralised(value: Any) -> Any:
+    """A text kept from running as a spreadsheet formula: a leading ' before = + - @ tab or CR."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def flat(row: RowMapping) -> dict[str, Any]:
-    """One lead as export columns: lists joined, the self-check reduced to its gaps, and what a
-    prospect typed kept from running as a spreadsheet formula (a leading ' before = + - @)."""
+    """One lead as export columns: lists joined, the self-check reduced to its gaps, and every text
+    kept from running as a spreadsheet formula (any of it may have been typed by a prospect, or
+    by staff); only a phone number that is a valid E.164 value keeps its leading +."""
     out = {name: _cell(row[name]) for name in COLUMNS if name in row}
     out["schemes"] = ";".join(row["schemes"] or [])
     out["selfcheck_gaps"] = ";".join(k for k, met in (row["selfcheck"] or {}).items() if met is False)
-    for name in TYPED_BY_PROSPECTS:
-        value = out.get(name)
-        if isinstance(value, str) and value.startswith(FORMULA_START):
-            out[name] = "'" + value
-    return out
+    return {
+        name: value if name == "phone" and _is_e164(value) else neutralised(value)
+        for name, value in out.items()
+    }
+
+
+def _is_e164(value: Any) -> bool:
+    return isinstance(value, str) and E164.fullmatch(value) is not None
 
 
 async def export_chunks(
