@@ -107,6 +107,9 @@ class FakeBotAPI:
         self._callback_ids = itertools.count(1)
         self._new_updates = asyncio.Condition()
         self._handled: set[int] = set()
+        self.handled_times: dict[int, int] = defaultdict(int)
+        """How many times the bot has handled each update (a duplicate delivery counts again)."""
+        self._counting: dict[int, list[asyncio.Event]] = defaultdict(list)
         self._waiting: dict[int, list[asyncio.Future[None]]] = defaultdict(list)
         self.handled_timeout = 10.0
         """How long ``wait_handled`` waits."""
@@ -460,6 +463,9 @@ class FakeBotAPI:
 
     def mark_handled(self, update_id: int) -> None:
         """The bot has handled the update: its waiters (only they) are woken."""
+        self.handled_times[update_id] += 1
+        for counting in self._counting.get(update_id, ()):
+            counting.set()
         if update_id in self._handled:
             return  # a duplicate delivery, handled again (and dropped) by the bot
         self._handled.add(update_id)
@@ -484,6 +490,38 @@ class FakeBotAPI:
             waiters = self._waiting.get(update_id, [])
             if waiter in waiters:
                 waiters.remove(waiter)
+
+    async def push_twice(self, body: dict[str, Any]) -> int:
+        """Deliver an update twice with one update id, at once: twice in one getUpdates answer
+        (polling), or two concurrent deliveries (webhook: one timed out, Telegram tries again)."""
+        uid = next(self._update_ids)
+        message = body.get("message")
+        if message is not None:
+            self.user_messages[(message["chat"]["id"], message["message_id"])] = message
+        if self.webhook_urls:
+            for _ in range(2):
+                task = asyncio.get_running_loop().create_task(self._deliver({"update_id": uid, **body}))
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
+            return uid
+        async with self._new_updates:
+            self.updates.extend([{"update_id": uid, **body}, {"update_id": uid, **body}])
+            self._new_updates.notify_all()
+        return uid
+
+    async def wait_handled_times(self, update_id: int, times: int) -> None:
+        """Until the bot has handled (or dropped as a duplicate) the update ``times`` times."""
+        counting = asyncio.Event()
+        self._counting[update_id].append(counting)
+        try:
+            async with asyncio.timeout(self.handled_timeout):
+                while self.handled_times[update_id] < times:
+                    await counting.wait()
+                    counting.clear()
+        finally:
+            self._counting[update_id].remove(counting)
+            if not self._counting[update_id]:
+                del self._counting[update_id]
 
     def new_callback_id(self) -> str:
         return f"cbq{next(self._callback_ids)}"
@@ -581,6 +619,33 @@ class Prospect:
             word = text.split()[0]
             body["message"]["entities"] = [{"type": "bot_command", "offset": 0, "length": len(word)}]
         return await self._push(body, **kw)
+
+    def message_body(
+        self, text: str, *, reply_to: BotMessage | None = None, thread_id: int | None = None
+    ) -> dict[str, Any]:
+        """The update (without its id) that ``send`` would deliver."""
+        body: dict[str, Any] = {"message": self._message(text=text)}
+        if reply_to is not None:
+            body["message"]["reply_to_message"] = self.api._message_json(reply_to)
+        if thread_id is not None:
+            body["message"].update(message_thread_id=thread_id, is_topic_message=True)
+        if text.startswith("/"):
+            word = text.split()[0]
+            body["message"]["entities"] = [{"type": "bot_command", "offset": 0, "length": len(word)}]
+        return body
+
+    async def send_twice(
+        self, text: str, *, reply_to: BotMessage | None = None, thread_id: int | None = None
+    ) -> list[BotMessage]:
+        """``send``, the update delivered twice at once (``FakeBotAPI.push_twice``); until the bot
+        has handled both deliveries."""
+        body = self.message_body(text, reply_to=reply_to, thread_id=thread_id)
+        before = {(m.message_id, m.edits) for m in self.messages}
+        uid = await self.api.push_twice(body)
+        self.last_update_id = uid
+        self.last_body = body
+        await self.api.wait_handled_times(uid, 2)
+        return [m for m in self.messages if (m.message_id, m.edits) not in before]
 
     async def send_other(self, *, reply_to: BotMessage | None = None, **content: Any) -> list[BotMessage]:
         """A sticker, photo, voice, document, location... given as Bot API message fields."""

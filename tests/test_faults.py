@@ -123,3 +123,23 @@ async def test_a_flooding_prospect_is_slowed_with_one_notice(api: FakeBotAPI, tm
         assert len(notices) == 1
     finally:
         await runner.stop()
+
+
+async def test_a_flood_beyond_the_backlog_is_not_read_and_the_prospect_is_told_once(
+    api: FakeBotAPI, tmp_path: Path
+) -> None:
+    runner = await BotRunner(api, make_settings(api, tmp_path, flood_rate=20.0)).start()
+    try:
+        flooder = Prospect(api, 8600, language_code="en")
+        await flooder.send("/start")
+        ids = [await api.push({"message": flooder._message(text=f"spam {i}")}) for i in range(1000)]
+        for uid in ids:
+            await api.wait_handled(uid)  # every update is taken (acknowledged), read or not
+        texts = [m.visible for m in flooder.messages]
+        assert len([t for t in texts if "That's a lot at once" in t]) == 1
+        assert len([t for t in texts if "some messages were skipped" in t]) == 1
+        assert len(texts) < 300  # most of the flood was not read: one reply or two for each read
+        [welcome] = await flooder.send("/start")  # and the prospect is served as usual afterwards
+        assert "certification assistant" in welcome.visible
+    finally:
+        await runner.stop()

@@ -75,4 +75,10 @@ async def prospect_text(message: Message, bot: Bot, runtime: Runtime) -> bool:
 
 
 async def admin_text(message: Message, runtime: Runtime) -> bool:
-    return command_word(message.text or "") in ADMIN_COMMANDS and runtime.staff.is_admin(message.from_user)
+    """An admin's command in a staff place (elsewhere the staff router tells them privately)."""
+    staff = runtime.staff
+    return (
+        command_word(message.text or "") in ADMIN_COMMANDS
+        and staff.is_admin(message.from_user)
+        and staff.in_staff_place(message.chat, message.from_user)
+    )

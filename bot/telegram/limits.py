@@ -5,7 +5,10 @@
   minute per group, 30 a second in all; short bursts are fine). A chat whose user blocked the bot
   (403) is marked, and nothing more is sent to it until they write again.
 - ``FloodGate``: a prospect who sends faster than ``FLOOD_RATE`` updates a second beyond a burst
-  is slowed down: their updates wait their turn (others' do not), and they get one notice.
+  is slowed down: their updates wait their turn (others' do not), and they get one notice. At most
+  ``FLOOD_BACKLOG`` of them wait (half a minute at the default rate): what comes beyond that is
+  not read (no person types that fast; a script must not fill the memory), and the prospect is
+  told once that some messages were skipped and to send again what is still unanswered.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ CHAT_BURST = 5.0
 GROUP_BURST = 20.0
 FLOOD_BURST = 10.0
 FLOOD_BACKLOG = 60
-"""Updates of one prospect waiting their turn; beyond this they are dropped (logged)."""
+"""Updates of one prospect waiting their turn; beyond this they are dropped, with one notice."""
 KEEP_BUCKETS = 20_000
 
 
@@ -197,31 +200,43 @@ class SendLimiter(BaseRequestMiddleware):
 
 
 class FloodGate:
-    """Per prospect: updates beyond the burst wait for their turn; one notice per flood."""
+    """Per prospect: updates beyond the burst wait for their turn; one notice per flood, and one
+    more if some of its updates had to be dropped."""
 
     def __init__(self, rate: float, burst: float = FLOOD_BURST) -> None:
         self.buckets = _Buckets(rate, burst)
         self.waiting: dict[int, int] = {}
         self.warned: set[int] = set()
+        self.dropped: set[int] = set()
+        """Chats told in this flood that some of their updates were dropped."""
         self._turns: dict[int, asyncio.Lock] = {}
         """Waiting updates of a chat go in the order they came (an asyncio lock is fair)."""
 
-    async def admit(self, chat_id: int, warn: Callable[[], Awaitable[Any]]) -> bool:
-        """Wait for this chat's turn; False if too many of its updates are waiting already."""
+    async def admit(
+        self,
+        chat_id: int,
+        warn: Callable[[], Awaitable[Any]],
+        dropped: Callable[[], Awaitable[Any]] | None = None,
+    ) -> bool:
+        """Wait for this chat's turn; False if too many of its updates are waiting already (then
+        ``dropped`` is called, once per flood)."""
         bucket = self.buckets.get(chat_id)
         if bucket.try_take():
             if chat_id in self.warned and bucket.full:
                 self.warned.discard(chat_id)
+                self.dropped.discard(chat_id)
             return True
         if self.waiting.get(chat_id, 0) >= FLOOD_BACKLOG:
             log.warning("chat %s: flood, update dropped", chat_id)
+            if dropped is not None and chat_id not in self.dropped:
+                if len(self.dropped) > KEEP_BUCKETS:
+                    self.dropped.clear()
+                self.dropped.add(chat_id)
+                await _notify(dropped, chat_id)
             return False
         if chat_id not in self.warned:
             self.warned.add(chat_id)
-            try:
-                await warn()
-            except Exception:
-                log.exception("flood notice to %s failed", chat_id)
+            await _notify(warn, chat_id)
         self.waiting[chat_id] = self.waiting.get(chat_id, 0) + 1
         turn = self._turns.setdefault(chat_id, asyncio.Lock())
         try:
@@ -233,3 +248,10 @@ class FloodGate:
                 del self.waiting[chat_id]
                 self._turns.pop(chat_id, None)
         return True
+
+
+async def _notify(notice: Callable[[], Awaitable[Any]], chat_id: int) -> None:
+    try:
+        await notice()
+    except Exception:
+        log.exception("flood notice to %s failed", chat_id)

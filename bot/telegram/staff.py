@@ -2,7 +2,8 @@
 
 Staff are the ``ADMIN_IDS`` and the members of the staff group (``STAFF_CHAT_ID``); membership is
 asked of Telegram (getChatMember) and remembered for a few minutes. Anyone else gets no staff
-command and no hint that one exists.
+command and no hint that one exists. Staff data goes only to a staff place: a private chat with the
+staff member, or the staff group; a staff command given anywhere else shows nothing there.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ class StaffDirectory:
 
     def is_admin(self, user: User | None) -> bool:
         return user is not None and user.id in self.settings.admin_ids
+
+    def in_staff_place(self, chat: Chat | None, user: User | None) -> bool:
+        """Where staff data may be shown to ``user``: a private chat with them, or the staff
+        group. Anywhere else (a group of outsiders) it would reach people who are not staff."""
+        if chat is None or user is None:
+            return False
+        if chat.type == "private":
+            return chat.id == user.id
+        return chat.id == self.settings.staff_chat_id
 
     async def is_staff(
         self, bot: Bot, user: User | None, chat: Chat | None = None, *, trust_chat: bool = True

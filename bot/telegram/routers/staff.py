@@ -3,6 +3,10 @@
 
 Staff are the admins and the staff group's members. Rights are checked again on every button
 press: callback data is untrusted, and anyone else gets the spinner closed and nothing more.
+
+Staff data is shown only in a staff place (a private chat with the staff member, or the staff
+group). A staff member's command anywhere else (a group of outsiders) posts nothing there: they
+are told privately where staff commands work. A staff button or a note reply elsewhere does nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import CallbackQuery, ForceReply, FSInputFile, Message
 
 from bot.db.models import LEAD_STATUSES
@@ -24,6 +28,7 @@ from bot.telegram.alerts import alert_buttons, alert_text
 from bot.telegram.filters import REFERENCE, answers_note_prompt
 from bot.telegram.runtime import Runtime
 from bot.telegram.staff import (
+    ADMIN_COMMANDS,
     STAFF_COMMANDS,
     actor,
     command_word,
@@ -43,15 +48,24 @@ DOCUMENT_LIMIT = 49 * 1024 * 1024
 
 
 async def staff_command(message: Message, bot: Bot, runtime: Runtime) -> bool:
-    if command_word(message.text or "") not in STAFF_COMMANDS or runtime.leads is None:
+    """A staff member's command (an admin's /reload only outside staff places: in them the admin
+    router, which comes first, takes it)."""
+    word = command_word(message.text or "")
+    if word in ADMIN_COMMANDS:
+        return runtime.staff.is_admin(message.from_user)
+    if word not in STAFF_COMMANDS or runtime.leads is None:
         return False
     return await runtime.staff.is_staff(bot, message.from_user, message.chat)
 
 
 async def note_reply(message: Message, bot: Bot, runtime: Runtime) -> bool:
+    """A staff member's reply to a note prompt, in a staff place (elsewhere it is ignored)."""
     if not answers_note_prompt(message, bot):
         return False
-    return await runtime.staff.is_staff(bot, message.from_user, message.chat)
+    staff = runtime.staff
+    if not staff.in_staff_place(message.chat, message.from_user):
+        return False
+    return await staff.is_staff(bot, message.from_user, message.chat)
 
 
 async def staff_button(query: CallbackQuery) -> bool:
@@ -59,6 +73,9 @@ async def staff_button(query: CallbackQuery) -> bool:
 
 
 async def on_command(message: Message, bot: Bot, runtime: Runtime) -> None:
+    if not runtime.staff.in_staff_place(message.chat, message.from_user):
+        await _not_here(message, bot, runtime)
+        return
     text = message.text or ""
     word = command_word(text)
     args = text.split()[1:]
@@ -75,6 +92,19 @@ async def on_command(message: Message, bot: Bot, runtime: Runtime) -> None:
 
 def _locale(runtime: Runtime) -> str:
     return runtime.engine.content.default_locale
+
+
+async def _not_here(message: Message, bot: Bot, runtime: Runtime) -> None:
+    """A staff command outside staff places: nothing in that chat (the others there are not staff,
+    and are not told that staff commands exist); the staff member is told privately, if they have
+    started the bot."""
+    user = message.from_user
+    assert user is not None
+    log.info("staff command from %s in chat %s (not a staff place): not answered", user.id, message.chat.id)
+    try:
+        await bot.send_message(user.id, runtime.engine.content.t("staff_not_here", _locale(runtime)))
+    except TelegramAPIError as e:  # they never started the bot, or blocked it
+        log.info("could not tell staff member %s where staff commands work: %s", user.id, e)
 
 
 async def _leads(message: Message, bot: Bot, runtime: Runtime, args: list[str]) -> None:
@@ -200,7 +230,11 @@ async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime) -> Any:
     message = query.message
     chat = message.chat if message is not None else None
     staff = runtime.staff
-    if runtime.leads is None or not await staff.is_staff(bot, query.from_user, chat, trust_chat=False):
+    if (
+        runtime.leads is None
+        or not staff.in_staff_place(chat, query.from_user)  # a card or list shown elsewhere: nothing
+        or not await staff.is_staff(bot, query.from_user, chat, trust_chat=False)
+    ):
         return await query.answer()
     data = query.data or ""
     if data.startswith("sl:"):
