@@ -140,11 +140,34 @@ class Database:
                 continue
             done = started
 
-    def checkpoint(self) -> None:
-        """Copy what the WAL holds into the database file as far as readers allow (blocking)."""
-        assert self.checkpointer is not None
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        """Copy what the WAL holds into the database file as far as readers allow (blocking).
+        ``TRUNCATE``: wait for readers, copy all of it and empty the WAL file."""
+        assert self.checkpointer is not None and mode in ("PASSIVE", "TRUNCATE")
         with self.checkpointer.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+
+    async def erase_traces(self, *statements: str) -> None:
+        """After erasing personal data on SQLite, in a thread: run ``statements`` (such as
+        rewriting a full-text index, whose deleted entries otherwise stay in its older segments),
+        then copy the WAL, which still holds the pages as they were before (secure_delete
+        overwrites the database file only), into the database and empty it. Nothing to do on
+        other databases."""
+        if self.checkpointer is None:
+            return
+
+        def erase() -> None:
+            assert self.checkpointer is not None
+            if statements:
+                with self.checkpointer.begin() as conn:
+                    for statement in statements:
+                        conn.exec_driver_sql(statement)
+            self.checkpoint("TRUNCATE")
+
+        try:
+            await asyncio.to_thread(erase)
+        except Exception:
+            log.exception("erasing the traces of deleted data in SQLite's files failed")
 
     @property
     def is_sqlite(self) -> bool:
@@ -176,6 +199,8 @@ def _pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # Erased values (/forget, purges) are overwritten in the file, not left in its free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -555,12 +555,16 @@ class Engine:
         # Kept for a consultant: asking one from here carries the question the bot could not answer.
         st.answers.setdefault(c.consultant[0], {})["question"] = text[:QUESTION_LIMIT]
         if looks_like_question(text):
-            turn.notes.append(("unanswered", text))
+            turn.notes.append(("unanswered", self._redact(text)))
         st.retries += 1
         if st.retries >= MENU_RETRY_CAP:
             self._escalate(turn, optional=False)
         else:
             self._hint(turn, "off_topic" if self.faq is not None and looks_like_question(text) else "choose")
+
+    def _redact(self, question: str) -> str:
+        """A question for the operators' figures: only the FAQ's own words (no names, numbers)."""
+        return self.faq.redact(question) if self.faq is not None else "…"
 
     def _answer_question(self, turn: _Turn, text: str, *, suggest: bool) -> bool:
         """Answer from the FAQ and stay where we are; or, unsure, offer the closest topics.
@@ -584,7 +588,7 @@ class Engine:
         topics = [e for e in match.suggestions if e.id not in self.content.smalltalk]
         if not suggest or not topics:
             return False
-        turn.notes.append(("unsure", text))
+        turn.notes.append(("unsure", self._redact(text)))
         st.answers.setdefault(self.content.consultant[0], {})["question"] = text[:QUESTION_LIMIT]
         rows: list[Row] = []
         for e in topics:

@@ -120,6 +120,24 @@ def _stem(word: str) -> str:
     return word
 
 
+_PIECES = re.compile(r"[\u3400-\u9fff]+|[a-z0-9]+|[^\u3400-\u9fffa-z0-9]")
+
+
+def _vocabulary(texts: Iterable[str]) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Chinese character pairs, characters and English words (stemmed) of the FAQ's texts."""
+    pairs: set[str] = set()
+    chars: set[str] = set()
+    words: set[str] = set()
+    for text in texts:
+        for run in _RUNS.findall(normalise(text)):
+            if _is_cjk(run):
+                chars.update(run)
+                pairs.update(run[i : i + 2] for i in range(len(run) - 1))
+            else:
+                words.add(_stem(run))  # numbers too: 9001, 27001 (a phone number is never there)
+    return frozenset(pairs), frozenset(chars), frozenset(words)
+
+
 def _is_cjk(run: str) -> bool:
     return run[0] >= "\u3400"
 
@@ -203,6 +221,31 @@ class FaqMatcher:
         self._foreign = frozenset().union(*(v for e, v in zip(self.entries, self._units, strict=True)
                                             if e.id == OUT_OF_SCOPE)) - known  # fmt: skip
         """Words only the out-of-scope examples use (CE, SSL, 签证...): a question with one is not ours."""
+        self._pairs, self._chars, self._known_words = _vocabulary(t for group in texts for t in group)
+
+    def redact(self, text: str) -> str:
+        """The question with only what the FAQ's questions say (its topics, examples and
+        keywords): each Chinese character that forms a pair they use with a neighbour, each
+        English word or number they use; anything
+        else (a name, a company, a number, an address) becomes "…". For the operators' list of
+        questions the bot could not answer, which must carry no personal data."""
+        out: list[str] = []
+        for piece in _PIECES.findall(normalise(text)):
+            if _is_cjk(piece):
+                out.extend(
+                    c
+                    if (i > 0 and piece[i - 1 : i + 1] in self._pairs)
+                    or piece[i : i + 2] in self._pairs
+                    or (len(piece) == 1 and (c in self._chars or c in _STOP_ZH))
+                    else "…"
+                    for i, c in enumerate(piece)
+                )
+            elif piece[0].isascii() and piece[0].isalnum():
+                known = piece in _STOP_EN or _stem(piece) in self._known_words
+                out.append(piece if known else "…")
+            else:
+                out.append(piece)
+        return re.sub(r"…+", "…", "".join(out)).strip()
 
     @staticmethod
     def _texts(entry: FaqEntry) -> list[str]:

@@ -60,6 +60,8 @@ class LiveDesk:
             return await self.relay(chat.bot, chat, user, effect)
         if effect.name == "live_end":
             await self.prospect_left(chat.bot, chat.chat_id, user)
+        if effect.name == "forget":
+            await self.forgotten(chat.bot, chat.chat_id)
         return []
 
     async def open(self, bot: Bot, chat: ChatSession, user: User, effect: Effect) -> list[str]:
@@ -191,6 +193,19 @@ class LiveDesk:
                 live.staff_chat_id,
                 content.t("live_prospect_left", self.locale, name=user.full_name),
                 message_thread_id=live.topic_id,
+            )
+        await self._close_topic(bot, live)
+
+    async def forgotten(self, bot: Bot, chat_id: int) -> None:
+        """/forget: an open live chat ends (staff are told, without a name); nothing staff write
+        there reaches the prospect any more (the records go with the rest of their data)."""
+        live = await self.repo.open_for(chat_id)
+        if live is None or not await self.repo.close(live.id, "forgotten"):
+            return
+        content = self.runtime.engine.content
+        with contextlib.suppress(TelegramAPIError):
+            await bot.send_message(
+                live.staff_chat_id, content.t("live_forgotten", self.locale), message_thread_id=live.topic_id
             )
         await self._close_topic(bot, live)
 
