@@ -141,7 +141,10 @@ class Service:
             **session_options,
         )
         if self.leads is not None and settings.staff_chat_id is not None:
-            self.alerts = AlertSender(bot, self.leads, content, base_pause=tuning.alert_base_pause)
+            # Polling: this process is the only sender (a second poller is refused by Telegram).
+            self.alerts = AlertSender(
+                bot, self.leads, content, base_pause=tuning.alert_base_pause, only_sender=not self.webhook
+            )
         engine = Engine(
             content, default_locale=settings.default_locale, retention_days=settings.retention_days
         )
@@ -170,6 +173,7 @@ class Service:
                 accounts=self.accounts,
                 content=lambda: self.runtime.engine.content,
                 analytics=self.analytics,
+                wake_alerts=self.alerts.wake if self.alerts is not None else None,
             )
             self.web, self.web_port = await start_web(app, settings.web_host, settings.web_port)
             log.info("staff dashboard on http://%s:%s/", settings.web_host, self.web_port)

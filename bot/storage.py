@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from redis.asyncio import Redis
 from sqlalchemy import delete, select
@@ -36,6 +37,10 @@ from bot.engine.state import State
 log = logging.getLogger(__name__)
 
 RECENT = 16
+FORGOTTEN_KEPT = timedelta(days=1)
+"""What /forget leaves of a conversation (the last update ids) is kept this long: Telegram
+redelivers an update for up to 24 hours, and a redelivery must not be handled again."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,17 @@ class Record:
     """The "share my phone number" keyboard is showing."""
     recent: tuple[int, ...] = ()
     """The ids of the last updates handled, ascending (``RECENT`` at most)."""
+    pending: tuple[str, ...] = ()
+    """Notices (HTML) owed to the prospect: written with a lead in its transaction (the
+    reference number), cleared once sent. If the process died in between, they are sent with
+    the next update of the chat (or a redelivery of the same one)."""
+    forgotten: bool = False
+    """What /forget leaves: only the update ids (no state, no transcript); expires in a day."""
+
+    def tombstone(self, update_id: int | None) -> Record:
+        """What is kept after /forget, once ``update_id`` is handled: the ids, nothing else."""
+        last, recent = self.after(update_id)
+        return Record(last_update=last, recent=recent, forgotten=True)
 
     def seen(self, update_id: int) -> bool:
         """Whether an update was handled already (a redelivery). Several replicas may handle a
@@ -84,6 +100,10 @@ class Record:
             out["k"] = True
         if self.recent:
             out["r"] = list(self.recent)
+        if self.pending:
+            out["p"] = list(self.pending)
+        if self.forgotten:
+            out["f"] = True
         return out
 
     @classmethod
@@ -96,13 +116,17 @@ class Record:
             transcript=tuple(data.get("t", ())),
             contact_keyboard=bool(data.get("k", False)),
             recent=tuple(data.get("r", ())),
+            pending=tuple(data.get("p", ())),
+            forgotten=bool(data.get("f", False)),
         )
 
 
 class ConversationStore(Protocol):
     async def load(self, key: str) -> Record | None: ...
 
-    async def save(self, key: str, record: Record) -> None: ...
+    async def save(self, key: str, record: Record, *, durable: bool = False) -> None:
+        """Keep ``record``; ``durable``: written before this returns (no write-behind)."""
+        ...
 
     async def delete(self, key: str) -> None: ...
 
@@ -118,7 +142,7 @@ class MemoryStore:
     async def load(self, key: str) -> Record | None:
         return self.records.get(key)
 
-    async def save(self, key: str, record: Record) -> None:
+    async def save(self, key: str, record: Record, *, durable: bool = False) -> None:
         self.records[key] = record
 
     async def delete(self, key: str) -> None:
@@ -167,10 +191,17 @@ class SqlStore:
             self._remember(key, record)
         return record
 
-    async def save(self, key: str, record: Record) -> None:
+    async def save(self, key: str, record: Record, *, durable: bool = False) -> None:
         self._remember(key, record)
-        if self.flush_interval <= 0:
+        if self.flush_interval <= 0 and not record.forgotten:
             await self._write({key: record})
+            return
+        if durable or record.forgotten:
+            async with self._writing:  # after a batch in flight that may hold an older record
+                self._dirty.pop(key, None)
+                await self._write({key: record})
+            if record.forgotten:  # /forget: the old record must not stay in the WAL or the file
+                await self.db.erase_traces()
             return
         self._dirty[key] = record
         if self._flusher is None or self._flusher.done():
@@ -186,13 +217,30 @@ class SqlStore:
             self._dirty.pop(key, None)
             await self.db.run_write(lambda s: s.execute(delete(Conversation).where(Conversation.key == key)))
 
+    async def commit_with(self, key: str, work: Callable[[Session], T], record: Callable[[T], Record]) -> T:
+        """Run ``work`` and write the record ``record(result)`` in one transaction: a lead and
+        the conversation's step after it are saved together or not at all."""
+        async with self._writing:  # a batch in flight may hold an older record of this chat
+            self._dirty.pop(key, None)
+            upsert = self._upsert()
+
+            def both(session: Session) -> tuple[T, Record]:
+                result = work(session)
+                new = record(result)
+                session.connection().execute(upsert, [self._row(key, new, utcnow())])
+                return result, new
+
+            result, new = await self.db.run_write(both)
+        self._remember(key, new)
+        return result
+
     async def purge(self, idle_days: int) -> int:
         """Delete conversations idle for ``idle_days`` (unfinished forms with them), a batch of
         ``PURGE_BATCH`` at a time: on SQLite writes run in the event loop, and updates go on
         between the batches."""
         await self.flush()
-        cutoff = utcnow() - timedelta(days=idle_days)
-        idle = Conversation.updated_at < cutoff
+        now = utcnow()
+        idle = (Conversation.updated_at < now - timedelta(days=idle_days)) | (Conversation.expires_at < now)
 
         def work(session: Session) -> list[str]:
             keys = list(session.scalars(select(Conversation.key).where(idle).limit(PURGE_BATCH)))
@@ -237,14 +285,26 @@ class SqlStore:
                 await asyncio.sleep(max(self.flush_interval, 0.5))
                 self._wake.set()
 
+    def _upsert(self) -> Any:
+        stmt = self._insert(Conversation)
+        return stmt.on_conflict_do_update(
+            index_elements=[Conversation.key],
+            set_={
+                "data": stmt.excluded.data,
+                "updated_at": stmt.excluded.updated_at,
+                "expires_at": stmt.excluded.expires_at,
+            },
+        )
+
+    @staticmethod
+    def _row(key: str, record: Record, now: Any) -> dict[str, Any]:
+        expires = now + FORGOTTEN_KEPT if record.forgotten else None
+        return {"key": key, "data": record.to_dict(), "updated_at": now, "expires_at": expires}
+
     async def _write(self, batch: dict[str, Record]) -> None:
         now = utcnow()
-        stmt = self._insert(Conversation)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Conversation.key],
-            set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at},
-        )
-        rows = [{"key": key, "data": record.to_dict(), "updated_at": now} for key, record in batch.items()]
+        stmt = self._upsert()
+        rows = [self._row(key, record, now) for key, record in batch.items()]
         # Core's executemany: the ORM's bulk insert would cost several times as much per row
         await self.db.run_write(lambda session: session.connection().execute(stmt, rows))
 
@@ -263,6 +323,23 @@ class SqlStore:
                 await self._flusher
         await self.flush()
         self._cache.clear()
+
+
+async def commit_with(
+    store: ConversationStore,
+    db: Database,
+    key: str,
+    work: Callable[[Session], T],
+    record: Callable[[T], Record],
+) -> T:
+    """``work`` (a write of ``db``) and the conversation's new record, together: in one
+    transaction where the store keeps conversations in ``db``; elsewhere (Redis) the record is
+    written right after the transaction."""
+    if isinstance(store, SqlStore) and store.db is db:
+        return await store.commit_with(key, work, record)
+    result = await db.run_write(work)
+    await store.save(key, record(result), durable=True)
+    return result
 
 
 class RedisStore:
@@ -284,9 +361,9 @@ class RedisStore:
         raw = await self.redis.get(self._key(key))
         return Record.from_dict(jsonio.loads(raw)) if raw is not None else None
 
-    async def save(self, key: str, record: Record) -> None:
+    async def save(self, key: str, record: Record, *, durable: bool = False) -> None:
         data = jsonio.dumps(record.to_dict())
-        await self.redis.set(self._key(key), data, ex=self.ttl)
+        await self.redis.set(self._key(key), data, ex=FORGOTTEN_KEPT if record.forgotten else self.ttl)
 
     async def delete(self, key: str) -> None:
         await self.redis.delete(self._key(key))

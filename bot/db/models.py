@@ -46,6 +46,8 @@ class Conversation(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    """Set on what /forget leaves (the last update ids): deleted then, not after the retention."""
 
 
 LEAD_STATUSES = ("new", "contacted", "qualified", "won", "lost")
@@ -127,6 +129,12 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(40))
+    """The sender (process) that claimed it last."""
+    sending_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """A send began then and was not concluded: if the sender died, it may have been delivered."""
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Refused for good (a 4xx other than 429): no longer retried; shown on the dashboard."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -11,7 +11,17 @@ from sqlalchemy import RowMapping, delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.engine import Database
-from bot.db.models import LEAD_STATUSES, OPEN_STATUSES, Lead, LeadEvent, Outbox, Submission, utcnow
+from bot.db.models import (
+    LEAD_STATUSES,
+    OPEN_STATUSES,
+    BlockedChat,
+    Lead,
+    LeadEvent,
+    LiveChat,
+    Outbox,
+    Submission,
+    utcnow,
+)
 from bot.engine.events import Effect
 from bot.leads.browse import LeadPage, LeadQuery, LeadStats, filtered, lead_stats, list_leads
 
@@ -19,8 +29,13 @@ RETURNING_DAYS = 30
 """A prospect's new submission updates their open lead from the last 30 days (see README)."""
 TRANSCRIPT_LIMIT = 60
 NOTE_LIMIT = 2000
-ALERT_LEASE = 300.0
-"""Seconds an alert being sent is reserved for its sender."""
+"""A staff note, and what a lead keeps of the prospect's notes (and questions) when they come
+back again and again: the newest ``NOTE_LIMIT`` characters."""
+ALERT_LEASE = 120.0
+"""Seconds claimed alerts are reserved for their sender, renewed as each is sent: a sender that
+died leaves them to the others (or to itself, restarted) this long after."""
+ERASED = "[erased]"
+"""What a staff note about a forgotten prospect's lead says instead (it may have named them)."""
 PERSONAL_FIELDS = (
     "company",
     "contact_name",
@@ -118,13 +133,18 @@ def _apply(lead: Lead, sub: LeadSubmission, now: datetime) -> None:
     for attr, extra in (("note", a.get("note")), ("question", sub.question)):
         if extra:
             old = getattr(lead, attr)
-            setattr(lead, attr, f"{old}\n---\n{extra}" if old and extra not in old else extra)
+            setattr(lead, attr, _newest(f"{old}\n---\n{extra}" if old and extra not in old else extra))
     if a.get("consent") is True and lead.consent_at is None:
         lead.consent_at = now
     if sub.kind == "lead":
         lead.kind = "lead"  # an enquiry that goes on to the full form becomes a lead
     lead.transcript = list(sub.transcript)[-TRANSCRIPT_LIMIT:]
     lead.updated_at = now
+
+
+def _newest(text: str, limit: int = NOTE_LIMIT) -> str:
+    """``text`` if it fits, else its newest (last) ``limit`` characters, marked as cut."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
 class LeadRepository:
@@ -135,7 +155,12 @@ class LeadRepository:
     async def submit(self, sub: LeadSubmission) -> Saved:
         """Save a submission once: a repeat changes nothing; a returning prospect's open lead is
         updated; otherwise a new lead. The staff alert is queued in the same transaction."""
-        return await self.db.run_write(lambda session: self._submit(session, sub, utcnow()))
+        return await self.db.run_write(self.submit_work(sub))
+
+    def submit_work(self, sub: LeadSubmission) -> Callable[[Session], Saved]:
+        """``submit`` as a unit of work, to run in a transaction with other writes (the
+        conversation's step after the submission)."""
+        return lambda session: self._submit(session, sub, utcnow())
 
     def _submit(self, session: Session, sub: LeadSubmission, now: datetime) -> Saved:
         seen = session.get(Submission, sub.key)
@@ -238,15 +263,26 @@ class LeadRepository:
         return await self.db.run_write(work)
 
     async def forget(self, telegram_user_id: int) -> int:
-        """Delete the personal data of a prospect's leads; return how many leads it touched."""
+        """Erase a prospect: the personal fields of their leads (what remains says only what,
+        when and how far it went), staff notes about those leads, the submissions that tied the
+        leads to their Telegram id, unsent alerts, their live chats (the caller closes an open
+        one first) and the mark that they blocked the bot. Return how many leads it touched."""
         now = utcnow()
         cleared: dict[str, Any] = {name: None for name in PERSONAL_FIELDS}
 
         def work(session: Session) -> int:
             ids = list(session.scalars(select(Lead.id).where(Lead.telegram_user_id == telegram_user_id)))
+            session.execute(delete(LiveChat).where(LiveChat.chat_id == telegram_user_id))
+            session.execute(delete(BlockedChat).where(BlockedChat.chat_id == telegram_user_id))
             if not ids:
                 return 0
             session.execute(delete(Outbox).where(Outbox.lead_id.in_(ids), Outbox.sent_at.is_(None)))
+            session.execute(delete(Submission).where(Submission.lead_id.in_(ids)))
+            session.execute(
+                update(LeadEvent)
+                .where(LeadEvent.lead_id.in_(ids), LeadEvent.kind == "note")
+                .values(old=None, new=ERASED)
+            )
             session.execute(
                 update(Lead)
                 .where(Lead.id.in_(ids))
@@ -254,18 +290,39 @@ class LeadRepository:
             )
             return len(ids)
 
-        return await self.db.run_write(work)
+        touched = await self.db.run_write(work)
+        if touched:
+            # SQLite's search index keeps deleted entries in its older segments until they merge:
+            # rewriting it drops them (in a thread: about a second per 200,000 leads).
+            await self.db.erase_traces("INSERT INTO leads_search(leads_search) VALUES ('optimize')")
+        return touched
+
+    async def sent_alerts(self, lead_ids: Sequence[int]) -> list[Outbox]:
+        """The alerts already posted about these leads (to be edited when the prospect is erased)."""
+        async with self.db.sessions() as session:
+            rows = await session.scalars(
+                select(Outbox).where(Outbox.lead_id.in_(list(lead_ids)), Outbox.message_id.is_not(None))
+            )
+            return list(rows)
+
+    async def lead_ids_of(self, telegram_user_id: int) -> list[int]:
+        async with self.db.sessions() as session:
+            rows = await session.scalars(select(Lead.id).where(Lead.telegram_user_id == telegram_user_id))
+            return list(rows)
 
     # --- the outbox -------------------------------------------------------------------------------
 
-    async def due_alerts(self, limit: int = 10, lease: float = ALERT_LEASE) -> list[tuple[Outbox, Lead]]:
-        """Claim the alerts that are due: each is leased to this sender for ``lease`` seconds, so
+    async def due_alerts(
+        self, limit: int = 10, lease: float = ALERT_LEASE, *, sender: str = "-"
+    ) -> list[tuple[Outbox, Lead]]:
+        """Claim the alerts that are due: each is leased to ``sender`` for ``lease`` seconds, so
         several replicas never send the same alert twice (one that crashes mid-send leaves it to
-        the others once the lease is over)."""
+        the others once the lease is over). An alert whose ``sending_at`` is set was being sent
+        when its sender died: it may have reached the group (the caller marks it so)."""
         now = utcnow()
         due = (
             select(Outbox.id)
-            .where(Outbox.sent_at.is_(None), Outbox.next_attempt_at <= now)
+            .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None), Outbox.next_attempt_at <= now)
             .order_by(Outbox.id)
             .limit(limit)
             .scalar_subquery()
@@ -273,7 +330,7 @@ class LeadRepository:
         claim = (
             update(Outbox)
             .where(Outbox.id.in_(due), Outbox.sent_at.is_(None), Outbox.next_attempt_at <= now)
-            .values(next_attempt_at=now + timedelta(seconds=lease))
+            .values(next_attempt_at=now + timedelta(seconds=lease), claimed_by=sender[:40])
             .returning(Outbox.id)
         )
         ids = await self.db.run_write(lambda session: list(session.scalars(claim)))
@@ -288,10 +345,41 @@ class LeadRepository:
             )
             return [(o, lead) for o, lead in rows.all()]
 
+    async def reclaim_alerts(self, sender: str) -> int:
+        """At the start of the only sender (a polling process): what an earlier run claimed and
+        never concluded is due now, not when its lease ends. Return how many."""
+        now = utcnow()
+        stmt = (
+            update(Outbox)
+            .where(
+                Outbox.sent_at.is_(None),
+                Outbox.failed_at.is_(None),
+                Outbox.claimed_by.is_not(None),
+                Outbox.claimed_by != sender,
+                Outbox.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now, claimed_by=None)
+        )
+        result = await self.db.run_write(lambda session: session.execute(stmt))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def alert_sending(self, outbox_id: int, lease: float = ALERT_LEASE) -> None:
+        """Record that the send begins (and renew the lease): if the sender dies before
+        ``alert_sent``, the next attempt knows it may be a repeat."""
+        now = utcnow()
+        stmt = (
+            update(Outbox)
+            .where(Outbox.id == outbox_id)
+            .values(sending_at=now, next_attempt_at=now + timedelta(seconds=lease))
+        )
+        await self.db.run_write(lambda session: session.execute(stmt))
+
     async def release_alerts(self, ids: list[int], at: datetime) -> None:
         """Give claimed alerts back, due at ``at``."""
         release = (
-            update(Outbox).where(Outbox.id.in_(ids), Outbox.sent_at.is_(None)).values(next_attempt_at=at)
+            update(Outbox)
+            .where(Outbox.id.in_(ids), Outbox.sent_at.is_(None))
+            .values(next_attempt_at=at, claimed_by=None)
         )
         await self.db.run_write(lambda session: session.execute(release))
 
@@ -299,21 +387,59 @@ class LeadRepository:
         async with self.db.sessions() as session:
             return await session.scalar(
                 select(Outbox.next_attempt_at)
-                .where(Outbox.sent_at.is_(None))
+                .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None))
                 .order_by(Outbox.next_attempt_at)
             )
 
     async def alert_sent(self, outbox_id: int, message_id: int) -> None:
-        sent = update(Outbox).where(Outbox.id == outbox_id).values(sent_at=utcnow(), message_id=message_id)
-        await self.db.run_write(lambda session: session.execute(sent))
-
-    async def alert_failed(self, outbox_id: int, error: str, retry_at: datetime) -> None:
-        failed = (
+        sent = (
             update(Outbox)
             .where(Outbox.id == outbox_id)
-            .values(attempts=Outbox.attempts + 1, last_error=error[:500], next_attempt_at=retry_at)
+            .values(sent_at=utcnow(), message_id=message_id, sending_at=None, claimed_by=None)
         )
+        await self.db.run_write(lambda session: session.execute(sent))
+
+    async def alert_failed(
+        self, outbox_id: int, error: str, retry_at: datetime | None, *, answered: bool = False
+    ) -> None:
+        """A send that failed: tried again at ``retry_at``; None: refused for good (not retried,
+        listed on the dashboard). ``answered``: Telegram answered (with an error), so nothing
+        reached the group; otherwise (a timeout, a lost connection) it may have."""
+        values: dict[str, Any] = {
+            "attempts": Outbox.attempts + 1,
+            "last_error": error[:500],
+            "claimed_by": None,
+        }
+        if answered:
+            values["sending_at"] = None
+        if retry_at is None:
+            values["failed_at"] = utcnow()
+        else:
+            values["next_attempt_at"] = retry_at
+        failed = update(Outbox).where(Outbox.id == outbox_id).values(**values)
         await self.db.run_write(lambda session: session.execute(failed))
+
+    async def failed_alerts(self, limit: int = 50) -> list[tuple[Outbox, Lead]]:
+        """Alerts Telegram refused for good, newest first (the dashboard lists them)."""
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                select(Outbox, Lead)
+                .join(Lead, Lead.id == Outbox.lead_id)
+                .where(Outbox.failed_at.is_not(None), Outbox.sent_at.is_(None))
+                .order_by(Outbox.id.desc())
+                .limit(limit)
+            )
+            return [(o, lead) for o, lead in rows.all()]
+
+    async def retry_alert(self, outbox_id: int) -> bool:
+        """Send a failed alert again (from the dashboard, once its cause is fixed)."""
+        stmt = (
+            update(Outbox)
+            .where(Outbox.id == outbox_id, Outbox.failed_at.is_not(None), Outbox.sent_at.is_(None))
+            .values(failed_at=None, next_attempt_at=utcnow(), attempts=0)
+        )
+        result = await self.db.run_write(lambda session: session.execute(stmt))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # --- export -------------------------------------------------------------------------------
 

@@ -1,8 +1,16 @@
 """Staff alerts: each new or updated lead is posted to the staff group at once, from the outbox.
 
 The alert is queued in the same transaction as the lead, so it cannot be lost; this sender
-delivers what is due, and retries what failed (429: after ``retry_after``; other errors and
-timeouts: with growing pauses up to ten minutes) until it is delivered, across restarts.
+delivers what is due, and retries what failed (429: after ``retry_after``; 5xx, network errors
+and timeouts: with growing pauses up to ten minutes) until it is delivered, across restarts. A
+4xx other than 429 (the chat is gone, the bot was removed) is retried ``REFUSED_ATTEMPTS`` times,
+then marked failed: no longer retried, and listed on the dashboard.
+
+Around a crash: each send is recorded as begun (``sending_at``) before it goes out. Telegram has
+no idempotency key, so an alert whose sender died between the send and recording it as sent may
+have been delivered: it is sent again, marked as a possible repeat. A polling process is the only
+sender, so at start it takes back at once what an earlier run claimed; webhook replicas leave a
+dead replica's claims to the lease (``ALERT_LEASE``, two minutes).
 """
 
 from __future__ import annotations
@@ -10,22 +18,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramRetryAfter
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.content import Content
 from bot.content.model import CheckStep
 from bot.db.models import Lead, utcnow
+from bot.engine.render import MESSAGE_LIMIT, visible_length
 from bot.leads.repository import LeadRepository
 
 log = logging.getLogger(__name__)
 
 MAX_PAUSE = 600.0
 IDLE_CHECK = 60.0
+REFUSED_ATTEMPTS = 3
+"""A 4xx other than 429 is tried this many times in all, then the alert is marked failed."""
+SHOWN_NOTE = 1500
+"""At most this much of a lead's note and of its question in an alert (less if it must fit)."""
 
 TIMELINES = {
     "1m": {"zh": "1 个月内", "en": "within a month"},
@@ -58,10 +77,47 @@ def alert_context(content: Content, lead: Lead, locale: str) -> dict[str, Any]:
     }
 
 
-def alert_text(content: Content, lead: Lead, *, updated: bool, footer: str | None = None) -> str:
+class _Shown:
+    """A lead as an alert shows it: its note and question cut to ``limit`` (the newest part)."""
+
+    def __init__(self, lead: Lead, limit: int) -> None:
+        self._lead = lead
+        self.note = _cut(lead.note, limit)
+        self.question = _cut(lead.question, limit)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lead, name)
+
+
+def _cut(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return "…" + text[-max(limit - 1, 0) :]
+
+
+def alert_text(
+    content: Content,
+    lead: Lead,
+    *,
+    updated: bool,
+    footer: str | None = None,
+    repeat: bool = False,
+    limit: int = MESSAGE_LIMIT,
+) -> str:
+    """The alert, within ``limit`` (Telegram's 4,096): a long note or question is cut down."""
     locale = content.default_locale
-    text = content.t("staff_alert", locale, updated=updated, **alert_context(content, lead, locale))
-    return f"{text}\n\n{footer}" if footer else text
+    shown = SHOWN_NOTE
+    while True:
+        context = alert_context(content, lead, locale)
+        context["lead"] = _Shown(lead, shown)
+        text = content.t("staff_alert", locale, updated=updated, **context)
+        if repeat:
+            text = f"{content.t('staff_alert_repeat', locale)}\n{text}"
+        if footer:
+            text = f"{text}\n\n{footer}"
+        if visible_length(text) <= limit or shown == 0:
+            return text
+        shown //= 2
 
 
 def alert_buttons(content: Content, lead_id: int) -> InlineKeyboardMarkup:
@@ -88,12 +144,24 @@ def _aware(moment: datetime) -> datetime:
 
 
 class AlertSender:
-    def __init__(self, bot: Bot, repo: LeadRepository, content: Content, *, base_pause: float = 2.0) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        repo: LeadRepository,
+        content: Content,
+        *,
+        base_pause: float = 2.0,
+        only_sender: bool = False,
+    ) -> None:
         self.bot = bot
         self.repo = repo
         self.content = content
         self.base_pause = base_pause
         """The first retry waits this long, then twice as long each time (ten minutes at most)."""
+        self.only_sender = only_sender
+        """No other process sends alerts (polling): claims of an earlier run are taken back."""
+        self.name = f"{uuid.uuid4().hex[:12]}"
+        """This sender's name in the claims it makes."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -113,6 +181,13 @@ class AlertSender:
             self._task = None
 
     async def run(self) -> None:
+        if self.only_sender:
+            try:
+                taken = await self.repo.reclaim_alerts(self.name)
+                if taken:
+                    log.warning("staff alerts: %d left unfinished by an earlier run, sending now", taken)
+            except Exception:
+                log.exception("staff alerts: taking back an earlier run's claims failed")
         while True:
             try:
                 await self.deliver_due()
@@ -130,30 +205,34 @@ class AlertSender:
     async def deliver_due(self) -> int:
         """Send every alert that is due; return how many were delivered."""
         delivered = 0
-        claimed = await self.repo.due_alerts()
+        claimed = await self.repo.due_alerts(sender=self.name)
         handled: set[int] = set()
         resume_at = utcnow()
         try:
             for outbox, lead in claimed:
-                text = alert_text(self.content, lead, updated=outbox.kind == "updated_lead")
+                text = alert_text(
+                    self.content,
+                    lead,
+                    updated=outbox.kind == "updated_lead",
+                    repeat=outbox.sending_at is not None,
+                )
+                await self.repo.alert_sending(outbox.id)
                 try:
                     sent = await self.bot.send_message(
                         chat_id=outbox.chat_id, text=text, reply_markup=alert_buttons(self.content, lead.id)
                     )
                 except TelegramRetryAfter as e:
                     resume_at = utcnow() + timedelta(seconds=e.retry_after)
-                    await self.repo.alert_failed(outbox.id, f"429: retry after {e.retry_after}s", resume_at)
+                    await self.repo.alert_failed(
+                        outbox.id, f"429: retry after {e.retry_after}s", resume_at, answered=True
+                    )
                     handled.add(outbox.id)
                     log.warning("staff alert %s: flood control, retry in %ss", outbox.id, e.retry_after)
                     break  # the whole chat is limited: the rest waits as long
-                except (TelegramAPIError, TelegramNetworkError, TimeoutError, OSError) as e:
-                    pause = min(MAX_PAUSE, self.base_pause * 2.0 ** min(outbox.attempts, 10))
-                    await self.repo.alert_failed(
-                        outbox.id, f"{type(e).__name__}: {e}", utcnow() + timedelta(seconds=pause)
-                    )
-                    log.warning(
-                        "staff alert %s failed (%s); retry in %.0fs", outbox.id, type(e).__name__, pause
-                    )
+                except (TelegramNetworkError, TimeoutError, OSError) as e:  # it may have arrived
+                    await self._failed(outbox.id, outbox.attempts, e, answered=False)
+                except TelegramAPIError as e:  # Telegram answered: refused, or a server error
+                    await self._failed(outbox.id, outbox.attempts, e, answered=True)
                 else:
                     await self.repo.alert_sent(outbox.id, sent.message_id)
                     delivered += 1
@@ -164,3 +243,17 @@ class AlertSender:
             if rest:
                 await asyncio.shield(self.repo.release_alerts(rest, resume_at))
         return delivered
+
+    async def _failed(self, outbox_id: int, attempts: int, error: Exception, *, answered: bool) -> None:
+        """Retry later with a growing pause; a refusal (4xx) only ``REFUSED_ATTEMPTS`` times."""
+        description = f"{type(error).__name__}: {error}"
+        passing = isinstance(error, (TelegramServerError, TelegramNetworkError, TimeoutError, OSError))
+        if not passing and attempts + 1 >= REFUSED_ATTEMPTS:
+            await self.repo.alert_failed(outbox_id, description, None, answered=True)
+            log.error("staff alert %s refused by Telegram (%s); marked failed", outbox_id, description)
+            return
+        pause = min(MAX_PAUSE, self.base_pause * 2.0 ** min(attempts, 10))
+        await self.repo.alert_failed(
+            outbox_id, description, utcnow() + timedelta(seconds=pause), answered=answered
+        )
+        log.warning("staff alert %s failed (%s); retry in %.0fs", outbox_id, type(error).__name__, pause)

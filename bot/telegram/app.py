@@ -100,10 +100,11 @@ def build_dispatcher(
     if effect_handlers is not None:
         runtime.effect_handlers = effect_handlers
     elif leads is not None:
-        runtime.effect_handlers = [lead_effects(leads, alerts, engine.content)]
+        runtime.effect_handlers = [lead_effects(leads, alerts, engine.content, store)]
     if live is not None:
         runtime.live = LiveDesk(runtime, live)
-        runtime.effect_handlers.append(runtime.live.on_effect)
+        # First: /forget closes the live chat before the leads (and live chats) are erased.
+        runtime.effect_handlers.insert(0, runtime.live.on_effect)
     # aiogram's FSM is not used: the engine's state lives in `store`, and the conversation
     # middleware takes the per-chat lock of `isolation` itself.
     dp = Dispatcher(disable_fsm=True, runtime=runtime)

@@ -1,23 +1,51 @@
-"""Effects that become leads: the lead form (``lead``) and asking a consultant (``enquiry``)."""
+"""Effects that become leads: the lead form (``lead``) and asking a consultant (``enquiry``);
+and ``forget``, which erases the prospect's personal data."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import User
 
 from bot.content import Content
 from bot.engine.events import Effect
-from bot.leads.repository import LeadRepository, LeadSubmission
+from bot.leads.repository import LeadRepository, LeadSubmission, Saved
+from bot.storage import ConversationStore, Record, commit_with
 from bot.telegram.alerts import AlertSender
 from bot.telegram.runtime import ChatSession, EffectHandler
+
+log = logging.getLogger(__name__)
 
 LEAD_EFFECTS = frozenset({"lead", "enquiry"})
 
 
-def lead_effects(repo: LeadRepository, alerts: AlertSender | None, content: Content) -> EffectHandler:
+def lead_effects(
+    repo: LeadRepository, alerts: AlertSender | None, content: Content, store: ConversationStore
+) -> EffectHandler:
+    async def forget(user_id: int, chat: ChatSession) -> None:
+        """Erase the prospect's data, then take it out of the alerts already in the staff group
+        (best effort: a message may have been deleted there)."""
+        posted = await repo.sent_alerts(await repo.lead_ids_of(user_id))
+        await repo.forget(user_id)
+        if chat.bot is None:
+            return
+        for outbox in posted:
+            lead = await repo.get(outbox.lead_id)
+            if lead is None or outbox.message_id is None:
+                continue
+            text = content.t("staff_alert_erased", content.default_locale, reference=lead.reference)
+            with contextlib.suppress(TelegramAPIError):
+                await chat.bot.edit_message_text(
+                    chat_id=outbox.chat_id, message_id=outbox.message_id, text=text
+                )
+        log.info("a prospect's personal data was erased (%d alerts edited)", len(posted))
+
     async def handle(effect: Effect, chat: ChatSession, user: User | None) -> list[str]:
         if effect.name == "forget":
             if user is not None:
-                await repo.forget(user.id)
+                await forget(user.id, chat)
             return []
         if effect.name not in LEAD_EFFECTS:
             return []
@@ -32,10 +60,20 @@ def lead_effects(repo: LeadRepository, alerts: AlertSender | None, content: Cont
             username=user.username if user else None,
             transcript=chat.transcript,
         )
-        saved = await repo.submit(submission)
+        locale = effect.data.get("locale") or content.default_locale
+
+        def notice(saved: Saved) -> str:
+            return content.t("lead_saved", locale, reference=saved.reference)
+
+        def record(saved: Saved) -> Record:
+            # The step after the submission and the reference owed to the prospect, in the lead's
+            # transaction: killed right after, the prospect is not shown the old summary (whose
+            # button would submit again) and still gets the reference with their next update.
+            return chat.snapshot(chat.next_state, (*chat.pending, notice(saved)))
+
+        saved = await commit_with(store, repo.db, chat.key, repo.submit_work(submission), record)
         if alerts is not None:
             alerts.wake()
-        locale = effect.data.get("locale") or content.default_locale
-        return [content.t("lead_saved", locale, reference=saved.reference)]
+        return [notice(saved)]
 
     return handle

@@ -67,11 +67,13 @@ async def present(
     so the prospect can press the same button again, and is told so.
     """
     content = runtime.engine.content
-    notices: list[str] = []
+    if result.effects:
+        chat.durable = True  # a lead, a live chat...: the conversation is written before the ack
+        chat.next_state = result.state
     for effect in result.effects:
         try:
             for handler in runtime.effect_handlers:
-                notices.extend(await handler(effect, chat, user))
+                chat.pending.extend(await handler(effect, chat, user))
         except Exception:
             log.exception("effect %s of conversation %s failed", effect.name, chat.key)
             locale = chat.state.locale if chat.state else result.state.locale
@@ -79,6 +81,7 @@ async def present(
             return
         if effect.name == "forget":
             chat.forgotten = True  # only once the leads are cleared: then the conversation goes too
+            chat.pending.clear()
     before = chat.state
     if runtime.analytics is not None:
         runtime.analytics.observe(content, chat.key, before, result)
@@ -123,8 +126,10 @@ async def present(
                 ),
             )
             chat.contact_keyboard = True
-    for notice in notices:
-        await bot.send_message(chat_id=chat_id, text=notice)
+    # What is owed (a reference number, also one a crash kept from being sent) comes last.
+    while chat.pending:
+        await bot.send_message(chat_id=chat_id, text=chat.pending[0])
+        del chat.pending[0]
 
 
 async def respond(

@@ -51,11 +51,33 @@ class ChatSession:
     bot: Bot | None = None
     message: Message | None = None
     """The prospect's message being handled, if the update is one (a live chat copies it)."""
+    loaded: Record = EMPTY
+    """The record as it was loaded (its update ids are kept until this update is handled)."""
+    pending: list[str] = field(default_factory=list)
+    """Notices owed to the prospect (see ``Record.pending``): sent at the end of the turn."""
+    next_state: State | None = None
+    """The state this turn ends in, while its effects are carried out."""
+    durable: bool = False
+    """Write the conversation before the update counts as handled (a turn with effects)."""
 
     def note(self, line: str) -> None:
         """Add a line to the bounded transcript."""
         self.transcript.append(line[:TRANSCRIPT_LINE])
         del self.transcript[:-TRANSCRIPT_LINES]
+
+    def snapshot(self, state: State | None, pending: tuple[str, ...]) -> Record:
+        """The conversation in ``state`` with ``pending`` owed, this update not yet counted as
+        handled (a redelivery of it is handled again, and shows what is owed)."""
+        loaded = self.loaded
+        return Record(
+            state,
+            loaded.last_update,
+            self.menu_id,
+            tuple(self.transcript),
+            self.contact_keyboard,
+            loaded.recent,
+            pending,
+        )
 
 
 EffectHandler = Callable[[Effect, ChatSession, User | None], Awaitable[list[str]]]
@@ -122,13 +144,15 @@ class Runtime:
             contact_keyboard=record.contact_keyboard,
             chat_id=chat_id,
             bot=bot,
+            loaded=record,
+            pending=list(record.pending),
         )
 
     async def keep(self, session: ChatSession, record: Record, update_id: int | None) -> None:
-        """Save the conversation after ``update_id`` (None: a change from staff), or delete it
-        after /forget."""
-        if session.forgotten:  # /forget: nothing of the conversation is kept
-            await self.store.delete(session.key)
+        """Save the conversation after ``update_id`` (None: a change from staff); after /forget
+        only the ids of the updates handled are kept (for a day: Telegram may redeliver one)."""
+        if session.forgotten:
+            await self.store.save(session.key, record.tombstone(update_id), durable=True)
             return
         last, recent = record.after(update_id)
         await self.store.save(
@@ -140,5 +164,7 @@ class Runtime:
                 tuple(session.transcript),
                 session.contact_keyboard,
                 recent,
+                tuple(session.pending),
             ),
+            durable=session.durable,
         )

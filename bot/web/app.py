@@ -64,6 +64,8 @@ class Dashboard:
     content: Callable[[], Content]
     """The content now serving (it changes when flows/ is reloaded)."""
     analytics: Analytics | None = None
+    wake_alerts: Callable[[], None] | None = None
+    """Tells the staff alert sender that an alert is due (one sent again from the overview)."""
     templates: jinja2.Environment = field(init=False)
     failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
 
@@ -290,8 +292,14 @@ class Dashboard:
             faq=totals.of("faq")[:15] if totals else [],
             unanswered=totals.of("unanswered")[:30] if totals else [],
             unsure=totals.of("unsure")[:30] if totals else [],
+            failed_alerts=await self.leads.failed_alerts(),
             days=30,
         )
+
+    async def retry_alert(self, request: web.Request) -> web.StreamResponse:
+        if await self.leads.retry_alert(int(request.match_info["id"])) and self.wake_alerts is not None:
+            self.wake_alerts()
+        raise web.HTTPSeeOther("/overview")
 
     async def health(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"ok": True})
@@ -375,8 +383,9 @@ def build_web_app(
     accounts: StaffAccounts,
     content: Callable[[], Content],
     analytics: Analytics | None = None,
+    wake_alerts: Callable[[], None] | None = None,
 ) -> web.Application:
-    dash = Dashboard(settings, leads, accounts, content, analytics)
+    dash = Dashboard(settings, leads, accounts, content, analytics, wake_alerts)
     app = web.Application(middlewares=[dash.headers, dash.guard], client_max_size=64 * 1024)
     app.router.add_get("/", dash.home)
     app.router.add_get("/healthz", dash.health)
@@ -391,6 +400,7 @@ def build_web_app(
     app.router.add_post(r"/leads/{id:\d{1,12}}/assign", dash.assign_me)
     app.router.add_post(r"/leads/{id:\d{1,12}}/note", dash.add_note)
     app.router.add_get("/overview", dash.overview)
+    app.router.add_post(r"/alerts/{id:\d{1,12}}/retry", dash.retry_alert)
     app.router.add_static("/static/", HERE / "static")
     return app
 

@@ -31,8 +31,9 @@ async def on_button(query: CallbackQuery, bot: Bot, runtime: Runtime, chat_sessi
     state = chat_session.state
     payload = query.data or ""
     message_id = query.message.message_id if query.message is not None else None
-    if state is not None and engine.age(state, payload) == 1:
-        # A double tap (or a late tap) on the view just left: the current one is right there.
+    if state is not None and not chat_session.pending and engine.age(state, payload) == 1:
+        # A double tap (or a late tap) on the view just left: the current one is right there
+        # (unless something is owed: then the press is answered with the current view and it).
         await _answer(query, engine.content.t("expired", state.locale))
         return
     result = engine.handle(state, Press(payload), language_code=query.from_user.language_code)
