@@ -69,3 +69,48 @@ async def test_replicas_starting_together_migrate_once(postgres_url: str) -> Non
         differences = await connection.run_sync(_differences)
     await db.dispose()
     assert len(versions) == 1 and differences == []
+
+
+def test_0007_keeps_alerts_and_conversations_and_drops_questions_that_could_name_someone(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm7.db'}"
+    upgrade_sync(url, "0006")
+    engine = create_engine(f"sqlite:///{tmp_path / 'm7.db'}")
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO leads (id, kind, status, schemes, selfcheck, transcript, created_at, "
+                "updated_at) VALUES (1, 'lead', 'new', '[]', '{}', '[]', '2026-01-01', '2026-01-01')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO outbox (kind, lead_id, chat_id, attempts, next_attempt_at, created_at) "
+                "VALUES ('new_lead', 1, -1001, 2, '2026-01-01', '2026-01-01')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO conversations (key, data, updated_at) VALUES ('42', '{\"u\": 7}', '2026-01-01')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO stats (day, kind, key, count) VALUES "
+                "('2026-01-01', 'unanswered', '王伟的公司能做吗', 3), "
+                "('2026-01-01', 'unsure', '李明问价格', 1), ('2026-01-01', 'faq', 'fees', 5)"
+            )
+        )
+    for _ in range(2):  # up, down and up again: every row but the old questions is kept
+        upgrade_sync(url)
+        with engine.connect() as c:
+            assert c.execute(
+                text("SELECT attempts, claimed_by, sending_at, failed_at FROM outbox")
+            ).all() == [(2, None, None, None)]
+            assert c.execute(text("SELECT key, expires_at FROM conversations")).all() == [("42", None)]
+            assert c.execute(text("SELECT kind, key, count FROM stats")).all() == [("faq", "fees", 5)]
+        upgrade_sync(url, "0006")
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM outbox")).scalar() == 1
+    engine.dispose()

@@ -13,6 +13,9 @@ Create Date: 2026-12-02
 - ``conversations.expires_at``: what /forget leaves of a conversation (the ids of the last
   updates handled, so a redelivery is not handled again) is deleted once Telegram no longer
   redelivers (24 hours).
+- The questions the bot could not answer, as counted before (with only numbers and e-mail
+  addresses removed, so they could name a prospect), are deleted: from now on they are kept only
+  as far as they use the FAQ's own words. The other counters stay.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def upgrade() -> None:
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f("ix_conversations_expires_at"), ["expires_at"], unique=False)
+    op.execute("DELETE FROM stats WHERE kind IN ('unanswered', 'unsure')")
 
 
 def downgrade() -> None:
