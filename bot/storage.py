@@ -8,7 +8,9 @@ nothing while this process owns it, and writes changes behind: changed records a
 one transaction every ``flush_interval`` seconds (50 ms by default) and when the store closes, so
 a restart loses nothing and a crash at most the last few tenths of a second of navigation (the
 prospect then sees the previous menu again). With ``flush_interval=0`` every change is written
-before the update counts as handled. Leads are never written this way (they have their own table).
+before the update counts as handled. A turn with effects is written at once too, and a lead is
+written with the conversation's step after it in one transaction (``commit_with``), so a crash
+cannot bring back the form it submitted.
 Run several replicas with ``cache_size=0`` and ``flush_interval=0``, or with the Redis store.
 """
 

@@ -36,6 +36,8 @@ ADMIN_COMMANDS = ("/reload",)
 LIST_PAGE = 8
 CARD_TRANSCRIPT = 12
 CARD_NOTES = 5
+CARD_ALERT = 3000
+"""The lead's summary on a card is cut to this (a long note or question), leaving room for the rest."""
 
 
 class StaffDirectory:
@@ -256,7 +258,7 @@ def render_card(
         text = content.t(
             "staff_card",
             locale,
-            alert=Markup(alert_text(content, lead, updated=False)),
+            alert=Markup(alert_text(content, lead, updated=False, limit=CARD_ALERT)),
             lead=lead,
             status=status_label(content, lead.status, locale),
             created=_when(settings, lead.created_at),
