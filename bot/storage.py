@@ -340,7 +340,10 @@ async def commit_with(
     if isinstance(store, SqlStore) and store.db is db:
         return await store.commit_with(key, work, record)
     result = await db.run_write(work)
-    await store.save(key, record(result), durable=True)
+    try:
+        await store.save(key, record(result), durable=True)
+    except Exception:  # the lead is saved: the turn goes on, and saving the conversation is tried again
+        log.exception("writing the conversation's step after a lead failed")
     return result
 
 

@@ -155,6 +155,8 @@ async def test_forget_leaves_nothing_in_the_sqlite_file(api: FakeBotAPI, tmp_pat
         await p.press("确认删除", confirm)
         assert runner.store is not None
         await runner.store.close()  # the write-behind queue too
+        assert runner.db is not None
+        await runner.db.traces_erased()  # the WAL emptied, in the background
         for f in files:
             if not f.exists():
                 continue

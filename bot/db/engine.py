@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_DELAY = 1.0
 """Seconds after a write before the WAL is checkpointed (in a thread)."""
+ERASE_PATIENCE = 60.0
+"""Seconds an erasure keeps trying to empty the WAL while readers keep it in use."""
 T = TypeVar("T")
 
 
@@ -76,6 +78,8 @@ class Database:
     """SQLite only: the engine that checkpoints the WAL, in a thread."""
     _sync_writes: sessionmaker[Session] | None = field(default=None, init=False, repr=False)
     _checkpointing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _erasing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _erase_again: bool = field(default=False, init=False, repr=False)
     _writes: int = field(default=0, init=False, repr=False)
     """Write transactions committed on SQLite (so the checkpointer knows whether to go again)."""
 
@@ -140,40 +144,77 @@ class Database:
                 continue
             done = started
 
-    def checkpoint(self, mode: str = "PASSIVE") -> None:
-        """Copy what the WAL holds into the database file as far as readers allow (blocking).
-        ``TRUNCATE``: wait for readers, copy all of it and empty the WAL file."""
-        assert self.checkpointer is not None and mode in ("PASSIVE", "TRUNCATE")
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file as far as readers allow (blocking)."""
+        assert self.checkpointer is not None
         with self.checkpointer.connect() as conn:
-            conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def erase_traces(self, *statements: str) -> None:
-        """After erasing personal data on SQLite, in a thread: run ``statements`` (such as
-        rewriting a full-text index, whose deleted entries otherwise stay in its older segments),
-        then copy the WAL, which still holds the pages as they were before (secure_delete
-        overwrites the database file only), into the database and empty it. Nothing to do on
-        other databases."""
+        """After erasing personal data on SQLite: run ``statements`` in a thread (such as rewriting
+        a full-text index, whose deleted entries otherwise stay in its older segments), then, in
+        the background, copy the WAL (which still holds the pages as they were before:
+        secure_delete overwrites the database file only) into the database and empty it. The WAL
+        can only be emptied while no reader uses it, so that is tried without waiting (a waiting
+        checkpoint would hold up every writer) until it succeeds, for ``ERASE_PATIENCE`` seconds
+        at most. Nothing to do on other databases."""
         if self.checkpointer is None:
             return
+        if statements:
 
-        def erase() -> None:
-            assert self.checkpointer is not None
-            if statements:
+            def run() -> None:
+                assert self.checkpointer is not None
                 with self.checkpointer.begin() as conn:
                     for statement in statements:
                         conn.exec_driver_sql(statement)
-            self.checkpoint("TRUNCATE")
 
-        try:
-            await asyncio.to_thread(erase)
-        except Exception:
-            log.exception("erasing the traces of deleted data in SQLite's files failed")
+            try:
+                await asyncio.to_thread(run)
+            except Exception:
+                log.exception("erasing the traces of deleted data in SQLite's files failed")
+        self._erase_again = True
+        if self._erasing is None or self._erasing.done():
+            self._erasing = asyncio.get_running_loop().create_task(self._empty_wal())
+
+    async def traces_erased(self) -> None:
+        """Until the WAL has been emptied after the last erasure (or given up on)."""
+        if self._erasing is not None:
+            await asyncio.shield(self._erasing)
+
+    async def _empty_wal(self) -> None:
+        deadline = time.monotonic() + ERASE_PATIENCE
+        while True:
+            self._erase_again = False
+            try:
+                emptied = await asyncio.to_thread(self._truncate_wal)
+            except Exception:
+                log.exception("emptying the SQLite WAL after an erasure failed")
+                emptied = False
+            if emptied and not self._erase_again:
+                return
+            if time.monotonic() > deadline:
+                log.warning("the SQLite WAL could not be emptied after an erasure (readers kept it busy)")
+                return
+            await asyncio.sleep(0.0 if emptied else 0.2)
+
+    def _truncate_wal(self) -> bool:
+        assert self.checkpointer is not None
+        with self.checkpointer.connect() as conn:
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")  # never hold writers up while waiting
+            row = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+        return row is not None and row[0] == 0
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
     async def dispose(self) -> None:
+        if self._erasing is not None and not self._erasing.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._erasing), 5)
+            self._erasing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._erasing
         if self._checkpointing is not None:
             self._checkpointing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -135,6 +135,8 @@ class Outbox(Base):
     """A send began then and was not concluded: if the sender died, it may have been delivered."""
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """Refused for good (a 4xx other than 429): no longer retried; shown on the dashboard."""
+    refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """4xx answers (other than 429) in a row: at ``REFUSED_ATTEMPTS`` it is marked failed."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -31,9 +31,11 @@ TRANSCRIPT_LIMIT = 60
 NOTE_LIMIT = 2000
 """A staff note, and what a lead keeps of the prospect's notes (and questions) when they come
 back again and again: the newest ``NOTE_LIMIT`` characters."""
-ALERT_LEASE = 120.0
-"""Seconds claimed alerts are reserved for their sender, renewed as each is sent: a sender that
-died leaves them to the others (or to itself, restarted) this long after."""
+ALERT_LEASE = 300.0
+"""Seconds claimed alerts are reserved for their sender, renewed as each is sent (longer than one
+send can take: the request retries wait out up to three 429s of a minute): a sender that died
+leaves them to the others this long after (a polling process, the only sender, takes its own
+back at once when it starts again)."""
 ERASED = "[erased]"
 """What a staff note about a forgotten prospect's lead says instead (it may have named them)."""
 PERSONAL_FIELDS = (
@@ -276,7 +278,13 @@ class LeadRepository:
             session.execute(delete(BlockedChat).where(BlockedChat.chat_id == telegram_user_id))
             if not ids:
                 return 0
-            session.execute(delete(Outbox).where(Outbox.lead_id.in_(ids), Outbox.sent_at.is_(None)))
+            # Unsent alerts go; one claimed by a sender is left to it: it checks the lead before
+            # sending (and edits what it sent if the lead was erased meanwhile).
+            session.execute(
+                delete(Outbox).where(
+                    Outbox.lead_id.in_(ids), Outbox.sent_at.is_(None), Outbox.claimed_by.is_(None)
+                )
+            )
             session.execute(delete(Submission).where(Submission.lead_id.in_(ids)))
             session.execute(
                 update(LeadEvent)
@@ -363,16 +371,31 @@ class LeadRepository:
         result = await self.db.run_write(lambda session: session.execute(stmt))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
-    async def alert_sending(self, outbox_id: int, lease: float = ALERT_LEASE) -> None:
-        """Record that the send begins (and renew the lease): if the sender dies before
-        ``alert_sent``, the next attempt knows it may be a repeat."""
+    async def alert_sending(self, outbox_id: int, sender: str, lease: float = ALERT_LEASE) -> Lead | None:
+        """Record that ``sender`` begins to send an alert, renewing the lease of all it holds, and
+        return the lead as it is now. None: not to be sent (the claim was lost to another sender,
+        or the lead was erased: then the alert is dropped). If the sender dies before
+        ``alert_sent``, the next attempt knows the alert may be a repeat."""
         now = utcnow()
-        stmt = (
-            update(Outbox)
-            .where(Outbox.id == outbox_id)
-            .values(sending_at=now, next_attempt_at=now + timedelta(seconds=lease))
-        )
-        await self.db.run_write(lambda session: session.execute(stmt))
+        mine = (Outbox.claimed_by == sender[:40], Outbox.sent_at.is_(None))
+
+        def work(session: Session) -> Lead | None:
+            outbox = session.scalar(select(Outbox).where(Outbox.id == outbox_id, *mine))
+            if outbox is None:
+                return None
+            lead = session.get(Lead, outbox.lead_id)
+            if lead is None or lead.forgotten_at is not None:
+                session.delete(outbox)
+                return None
+            outbox.sending_at = now
+            session.execute(
+                update(Outbox)
+                .where(*mine, Outbox.failed_at.is_(None))
+                .values(next_attempt_at=now + timedelta(seconds=lease))
+            )
+            return lead
+
+        return await self.db.run_write(work)
 
     async def release_alerts(self, ids: list[int], at: datetime) -> None:
         """Give claimed alerts back, due at ``at``."""
@@ -400,13 +423,21 @@ class LeadRepository:
         await self.db.run_write(lambda session: session.execute(sent))
 
     async def alert_failed(
-        self, outbox_id: int, error: str, retry_at: datetime | None, *, answered: bool = False
+        self,
+        outbox_id: int,
+        error: str,
+        retry_at: datetime | None,
+        *,
+        answered: bool = False,
+        refused: bool = False,
     ) -> None:
         """A send that failed: tried again at ``retry_at``; None: refused for good (not retried,
         listed on the dashboard). ``answered``: Telegram answered (with an error), so nothing
-        reached the group; otherwise (a timeout, a lost connection) it may have."""
+        reached the group; otherwise (a timeout, a lost connection) it may have. ``refused``: a
+        4xx other than 429 (counted in ``refusals``; any other failure starts the count again)."""
         values: dict[str, Any] = {
             "attempts": Outbox.attempts + 1,
+            "refusals": Outbox.refusals + 1 if refused else 0,
             "last_error": error[:500],
             "claimed_by": None,
         }
@@ -418,6 +449,15 @@ class LeadRepository:
             values["next_attempt_at"] = retry_at
         failed = update(Outbox).where(Outbox.id == outbox_id).values(**values)
         await self.db.run_write(lambda session: session.execute(failed))
+
+    async def move_alert(self, outbox_id: int, chat_id: int) -> None:
+        """The group became a supergroup with another id: the alert goes there, now."""
+        stmt = (
+            update(Outbox)
+            .where(Outbox.id == outbox_id, Outbox.sent_at.is_(None))
+            .values(chat_id=chat_id, next_attempt_at=utcnow(), claimed_by=None, sending_at=None)
+        )
+        await self.db.run_write(lambda session: session.execute(stmt))
 
     async def failed_alerts(self, limit: int = 50) -> list[tuple[Outbox, Lead]]:
         """Alerts Telegram refused for good, newest first (the dashboard lists them)."""
@@ -432,11 +472,15 @@ class LeadRepository:
             return [(o, lead) for o, lead in rows.all()]
 
     async def retry_alert(self, outbox_id: int) -> bool:
-        """Send a failed alert again (from the dashboard, once its cause is fixed)."""
+        """Send a failed alert again (from the dashboard, once its cause is fixed), to the staff
+        group as configured now (the usual fix is a corrected ``STAFF_CHAT_ID``)."""
+        values: dict[str, Any] = {"failed_at": None, "next_attempt_at": utcnow(), "refusals": 0}
+        if self.staff_chat_id is not None:
+            values["chat_id"] = self.staff_chat_id
         stmt = (
             update(Outbox)
             .where(Outbox.id == outbox_id, Outbox.failed_at.is_not(None), Outbox.sent_at.is_(None))
-            .values(failed_at=None, next_attempt_at=utcnow(), attempts=0)
+            .values(**values)
         )
         result = await self.db.run_write(lambda session: session.execute(stmt))
         return bool(result.rowcount)  # type: ignore[attr-defined]

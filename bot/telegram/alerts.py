@@ -25,6 +25,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -33,7 +34,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.content import Content
 from bot.content.model import CheckStep
-from bot.db.models import Lead, utcnow
+from bot.db.models import Lead, Outbox, utcnow
 from bot.engine.render import MESSAGE_LIMIT, visible_length
 from bot.leads.repository import LeadRepository
 
@@ -209,14 +210,19 @@ class AlertSender:
         handled: set[int] = set()
         resume_at = utcnow()
         try:
-            for outbox, lead in claimed:
+            for outbox, _claimed_lead in claimed:
+                # The lead as it is now; None: the claim went to another sender, or the lead was
+                # erased (/forget) since it was queued.
+                lead = await self.repo.alert_sending(outbox.id, self.name)
+                if lead is None:
+                    handled.add(outbox.id)
+                    continue
                 text = alert_text(
                     self.content,
                     lead,
                     updated=outbox.kind == "updated_lead",
-                    repeat=outbox.sending_at is not None,
+                    repeat=outbox.sending_at is not None,  # an earlier send was cut off
                 )
-                await self.repo.alert_sending(outbox.id)
                 try:
                     sent = await self.bot.send_message(
                         chat_id=outbox.chat_id, text=text, reply_markup=alert_buttons(self.content, lead.id)
@@ -229,13 +235,19 @@ class AlertSender:
                     handled.add(outbox.id)
                     log.warning("staff alert %s: flood control, retry in %ss", outbox.id, e.retry_after)
                     break  # the whole chat is limited: the rest waits as long
+                except TelegramMigrateToChat as e:  # the group became a supergroup
+                    await self.repo.move_alert(outbox.id, e.migrate_to_chat_id)
+                    log.warning(
+                        "the staff group is now chat %s: set STAFF_CHAT_ID to it", e.migrate_to_chat_id
+                    )
                 except (TelegramNetworkError, TimeoutError, OSError) as e:  # it may have arrived
-                    await self._failed(outbox.id, outbox.attempts, e, answered=False)
+                    await self._failed(outbox, e, answered=False)
                 except TelegramAPIError as e:  # Telegram answered: refused, or a server error
-                    await self._failed(outbox.id, outbox.attempts, e, answered=True)
+                    await self._failed(outbox, e, answered=True)
                 else:
                     await self.repo.alert_sent(outbox.id, sent.message_id)
                     delivered += 1
+                    await self._erase_if_forgotten(outbox.chat_id, sent.message_id, lead)
                 handled.add(outbox.id)
         finally:
             # Claimed but not sent (flood control, or stopping): due again at once, not after the lease.
@@ -244,16 +256,27 @@ class AlertSender:
                 await asyncio.shield(self.repo.release_alerts(rest, resume_at))
         return delivered
 
-    async def _failed(self, outbox_id: int, attempts: int, error: Exception, *, answered: bool) -> None:
-        """Retry later with a growing pause; a refusal (4xx) only ``REFUSED_ATTEMPTS`` times."""
-        description = f"{type(error).__name__}: {error}"
-        passing = isinstance(error, (TelegramServerError, TelegramNetworkError, TimeoutError, OSError))
-        if not passing and attempts + 1 >= REFUSED_ATTEMPTS:
-            await self.repo.alert_failed(outbox_id, description, None, answered=True)
-            log.error("staff alert %s refused by Telegram (%s); marked failed", outbox_id, description)
+    async def _erase_if_forgotten(self, chat_id: int, message_id: int, lead: Lead) -> None:
+        """The prospect was erased while their alert was on its way: take the details out."""
+        now = await self.repo.get(lead.id)
+        if now is not None and now.forgotten_at is None:
             return
-        pause = min(MAX_PAUSE, self.base_pause * 2.0 ** min(attempts, 10))
+        text = self.content.t("staff_alert_erased", self.content.default_locale, reference=lead.reference)
+        with contextlib.suppress(TelegramAPIError):
+            await self.bot.edit_message_text(chat_id=chat_id, message_id=message_id, text=text)
+
+    async def _failed(self, outbox: Outbox, error: Exception, *, answered: bool) -> None:
+        """Retry later with a growing pause; a refusal (4xx) only ``REFUSED_ATTEMPTS`` times in a
+        row."""
+        description = f"{type(error).__name__}: {error}"
+        refused = not isinstance(error, (TelegramServerError, TelegramNetworkError, TimeoutError, OSError))
+        if refused and outbox.refusals + 1 >= REFUSED_ATTEMPTS:
+            await self.repo.alert_failed(outbox.id, description, None, answered=True, refused=True)
+            log.error("staff alert %s refused by Telegram (%s); marked failed", outbox.id, description)
+            return
+        pause = min(MAX_PAUSE, self.base_pause * 2.0 ** min(outbox.attempts, 10))
+        outbox_id = outbox.id
         await self.repo.alert_failed(
-            outbox_id, description, utcnow() + timedelta(seconds=pause), answered=answered
+            outbox_id, description, utcnow() + timedelta(seconds=pause), answered=answered, refused=refused
         )
         log.warning("staff alert %s failed (%s); retry in %.0fs", outbox_id, type(error).__name__, pause)

@@ -27,8 +27,9 @@ def lead_effects(
     async def forget(user_id: int, chat: ChatSession) -> None:
         """Erase the prospect's data, then take it out of the alerts already in the staff group
         (best effort: a message may have been deleted there)."""
-        posted = await repo.sent_alerts(await repo.lead_ids_of(user_id))
+        ids = await repo.lead_ids_of(user_id)
         await repo.forget(user_id)
+        posted = await repo.sent_alerts(ids)  # after: one sent meanwhile is listed too
         if chat.bot is None:
             return
         for outbox in posted:

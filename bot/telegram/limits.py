@@ -221,10 +221,10 @@ class FloodGate:
         """Wait for this chat's turn; False if too many of its updates are waiting already (then
         ``dropped`` is called, once per flood)."""
         bucket = self.buckets.get(chat_id)
+        if chat_id in self.warned and bucket.full:  # calm since the last flood: a new one is told
+            self.warned.discard(chat_id)
+            self.dropped.discard(chat_id)
         if bucket.try_take():
-            if chat_id in self.warned and bucket.full:
-                self.warned.discard(chat_id)
-                self.dropped.discard(chat_id)
             return True
         if self.waiting.get(chat_id, 0) >= FLOOD_BACKLOG:
             log.warning("chat %s: flood, update dropped", chat_id)
