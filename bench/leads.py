@@ -25,6 +25,7 @@ from sqlalchemy import insert  # noqa: E402
 from bot.db import Database, create_database, upgrade  # noqa: E402
 from bot.db.models import Lead, utcnow  # noqa: E402
 from bot.leads.repository import LeadRepository, LeadSubmission  # noqa: E402
+from bot.prospect import ProspectId  # noqa: E402
 
 EXPORT_ROWS = int(os.environ.get("BENCH_EXPORT_ROWS", "1000000"))
 SUBMISSIONS = int(os.environ.get("BENCH_SUBMISSIONS", "2000"))
@@ -50,8 +51,7 @@ def submission(i: int) -> LeadSubmission:
         },
         source_flow="iso20000",
         selfcheck={"licence": True, "running_3m": i % 2 == 0},
-        telegram_user_id=i,
-        telegram_username=f"user{i}",
+        prospect=ProspectId.telegram(i, f"user{i}"),
         transcript=["> 你好", "@iso20000.intro", "@lead.summary"],
     )
 
@@ -93,8 +93,9 @@ async def fill(db: Database, rows: int) -> None:
                 "source_flow": "iso9001",
                 "selfcheck": {"licence": True, "running_3m": False},
                 "locale": "zh",
-                "telegram_user_id": 10_000_000 + i,
-                "telegram_username": f"u{i}",
+                "channel": "telegram",
+                "external_id": str(10_000_000 + i),
+                "handle": f"u{i}",
                 "transcript": ["> 你好", "@iso9001.intro"],
                 "created_at": now - timedelta(seconds=rows - i),
                 "updated_at": now,

@@ -41,7 +41,7 @@ Output: first the load offered (what the prospects' pacing implies at its peak),
   at the fake server); p50, p90, p99 and max over every update, then by kind (the first
   ``/start``, button presses, typed answers, and the submission that saves the lead).
 - ``leads``: rows in the ``leads`` table against prospects who submitted; ``lost`` and ``duplicated``
-  (a ``telegram_user_id`` twice) must be 0. ``staff alerts``: messages the fake server got in the
+  (an ``external_id`` twice) must be 0. ``staff alerts``: messages the fake server got in the
   staff chat, each lead's exactly once.
 - ``failed``: prospects who could not finish (a reply not handled within ``--timeout``, a reply
   without the text expected at that step); ``bot errors``: ERROR lines in the bot's log;
@@ -516,7 +516,7 @@ async def polling_mode(args: argparse.Namespace, tmp: Path) -> Outcome:
         reader.cancel()
         await api.stop()
     with contextlib.closing(sqlite3.connect(db_file)) as conn:
-        saved = conn.execute("SELECT telegram_user_id, reference FROM leads").fetchall()
+        saved = conn.execute("SELECT CAST(external_id AS INTEGER), reference FROM leads").fetchall()
     return Outcome(
         "polling, SQLite, one bot process",
         drive,
@@ -606,10 +606,10 @@ async def webhook_mode(args: argparse.Namespace, tmp: Path) -> Outcome:
         notes.append("updates per replica: " + ", ".join(str(used[url]) for url in urls))
         conn = await asyncpg.connect(admin_url.rsplit("/", 1)[0] + "/" + name, timeout=3)
         try:
-            rows = await conn.fetch("SELECT telegram_user_id, reference FROM leads")
+            rows = await conn.fetch("SELECT CAST(external_id AS BIGINT) AS external_id, reference FROM leads")
         finally:
             await conn.close()
-        saved = [(r["telegram_user_id"], r["reference"]) for r in rows]
+        saved = [(r["external_id"], r["reference"]) for r in rows]
     finally:
         for proc in procs:
             await stop_process(proc, signal.SIGKILL, 5)

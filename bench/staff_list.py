@@ -201,7 +201,7 @@ def _stamp(moment: datetime) -> str:
 
 COLUMNS = (
     "id reference kind status company contact_name phone email city headcount sites schemes timeline note "
-    "question source_flow selfcheck content_version locale consent_at telegram_user_id telegram_username "
+    "question source_flow selfcheck content_version locale consent_at channel external_id handle "
     "transcript assigned_to forgotten_at created_at updated_at"
 ).split()
 
@@ -284,7 +284,8 @@ def leads(rows: int, seed: int = SEED) -> Iterator[tuple[Any, ...]]:
             "2026.11.1",
             "en" if english else "zh",
             None if enquiry else _stamp(made),
-            users[i],
+            "telegram",
+            str(users[i]),
             username,
             transcript,
             assigned,

@@ -16,6 +16,7 @@ from bot.db.engine import Database
 from bot.db.models import Outbox
 from bot.engine.render import MESSAGE_LIMIT, visible_length
 from bot.leads.repository import NOTE_LIMIT, LeadRepository, LeadSubmission
+from bot.prospect import ProspectId
 from bot.settings import Settings
 from bot.telegram.alerts import REFUSED_ATTEMPTS, alert_text
 from bot.telegram.staff import render_card
@@ -39,7 +40,7 @@ def returning(i: int) -> LeadSubmission:
         },
         question=f"第{i}个问题：" + "审核需要准备哪些材料" * 40,
         source_flow="iso20000",
-        telegram_user_id=77,
+        prospect=ProspectId.telegram(77),
         transcript=[f"> 第{n}句话" + "。" * 290 for n in range(60)],
     )
 

@@ -17,6 +17,7 @@ from bot.db.engine import Database
 from bot.db.models import Outbox
 from bot.leads import repository
 from bot.leads.repository import LeadRepository, LeadSubmission
+from bot.prospect import ProspectId
 from bot.telegram.alerts import AlertSender
 from bot.telegram.app import build_bot
 from bot.telegram.limits import FloodGate
@@ -68,7 +69,7 @@ def _submission(i: int) -> LeadSubmission:
         kind="lead",
         key=f"{7000 + i}:1",
         answers={"contact_name": f"客户{i}", "phone": "+8613800138000"},
-        telegram_user_id=7000 + i,
+        prospect=ProspectId.telegram(7000 + i),
     )
 
 
@@ -201,7 +202,7 @@ async def test_a_forget_during_an_export_empties_the_wal_once_the_export_ends(tm
         export = repo.stream(batch=1)
         await export.__anext__()  # the dashboard's export, mid-stream
         await repo.submit(_submission(4))
-        forget = asyncio.create_task(repo.forget(7001))
+        forget = asyncio.create_task(repo.forget(ProspectId.telegram(7001)))
         for i in range(5, 10):
             await repo.submit(_submission(i))  # other prospects submit meanwhile, and succeed
         await forget

@@ -35,7 +35,7 @@ async def test_every_lead_and_alert_survives_429_500_and_timeouts(api: FakeBotAP
         assert runner.db is not None
         async with runner.db.sessions() as s:
             leads = list(await s.scalars(select(Lead)))
-        assert sorted(lead.telegram_user_id for lead in leads) == [8100 + i for i in range(6)]
+        assert sorted(int(lead.external_id or 0) for lead in leads) == [8100 + i for i in range(6)]
         await until(lambda: len(api.chat_messages(STAFF_CHAT)) >= 6)
         async with runner.db.sessions() as s:
             alerts = list(await s.scalars(select(Outbox)))

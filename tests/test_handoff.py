@@ -121,7 +121,12 @@ async def test_outside_working_hours_the_enquiry_is_kept(api: FakeBotAPI, tmp_pa
         assert runner.db is not None
         async with runner.db.sessions() as s:
             [lead] = list(await s.scalars(select(Lead)))
-        assert (lead.kind, lead.telegram_user_id, lead.reference) == ("enquiry", 3003, "Q000001")
+        assert (lead.kind, lead.channel, lead.external_id, lead.reference) == (
+            "enquiry",
+            "telegram",
+            "3003",
+            "Q000001",
+        )
         [intro] = [m for m in group_messages(api) if "在线咨询" in m.visible]
         assert "已登记为咨询 Q000001（非工作时间）" in intro.visible
         await p.send("明天上午联系我也可以")

@@ -43,7 +43,7 @@ HOSTILE = {
     "assigned_to": "\r=1+1",
     "source_flow": "=flow",
     "locale": "+zh",
-    "telegram_username": "@evil",
+    "handle": "@evil",
     "content_version": "-1",
     "contact_name": "=王",
     "company": "+ACME",

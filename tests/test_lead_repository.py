@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from bot.db.engine import Database
 from bot.db.models import Lead, Outbox, utcnow
 from bot.leads.repository import LeadRepository, LeadSubmission
+from bot.prospect import ProspectId
 
 ANSWERS = {
     "consent": True,
@@ -34,8 +35,7 @@ def sub(key: str, user: int = 42, **answers: object) -> LeadSubmission:
         selfcheck={"licence": True, "running_3m": False},
         content_version="abc",
         locale="zh",
-        telegram_user_id=user,
-        telegram_username="wang",
+        prospect=ProspectId.telegram(user, "wang"),
         transcript=["> 你好", "@iso20000.intro"],
     )
 
@@ -60,7 +60,11 @@ async def test_submit_saves_every_field_and_queues_one_alert(db: Database) -> No
     assert (lead.schemes, lead.timeline) == (["iso20000"], "3m")
     assert lead.status == "new" and lead.source_flow == "iso20000" and lead.consent_at is not None
     assert lead.selfcheck == {"licence": True, "running_3m": False}
-    assert lead.transcript == ["> 你好", "@iso20000.intro"] and lead.telegram_username == "wang"
+    assert (
+        lead.transcript == ["> 你好", "@iso20000.intro"]
+        and lead.handle == "wang"
+        and lead.channel == "telegram"
+    )
     [alert] = await rows(db, Outbox)
     assert (alert.kind, alert.lead_id, alert.chat_id, alert.sent_at) == ("new_lead", lead.id, -100, None)
 
@@ -110,7 +114,7 @@ async def test_an_enquiry_is_a_lightweight_lead(db: Database) -> None:
         key="9:5",
         answers={"name": "钱先生", "phone": "+8613912345678"},
         source_flow="iso9001",
-        telegram_user_id=9,
+        prospect=ProspectId.telegram(9),
         question="外资企业可以申请吗？",
     )
     saved = await repo.submit(enquiry)
@@ -129,11 +133,11 @@ async def test_forget_clears_every_personal_field(db: Database) -> None:
     repo = LeadRepository(db, staff_chat_id=-100)
     await repo.submit(sub("42:1"))
     await repo.submit(sub("7:1", user=7))
-    assert await repo.forget(42) == 1
+    assert await repo.forget(ProspectId.telegram(42)) == 1
     leads = {lead.id: lead for lead in await rows(db, Lead)}
     gone = leads[1]
-    for name in ("company", "contact_name", "phone", "email", "city", "note", "question", "telegram_user_id",
-                 "telegram_username"):  # fmt: skip
+    for name in ("company", "contact_name", "phone", "email", "city", "note", "question", "external_id",
+                 "handle"):  # fmt: skip
         assert getattr(gone, name) is None, name
     assert gone.transcript == [] and gone.forgotten_at is not None
     assert gone.headcount == 80 and gone.schemes == ["iso20000"]  # no personal data: kept for the figures

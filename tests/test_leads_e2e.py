@@ -101,7 +101,12 @@ async def test_form_to_lead_row_and_staff_alert(api: FakeBotAPI, running: BotRun
     )
     assert lead.note == "希望年底前拿证" and lead.status == "new" and lead.reference == "L000001"
     assert lead.selfcheck["running_3m"] is False and lead.source_flow == "iso20000"
-    assert (lead.telegram_user_id, lead.telegram_username, lead.locale) == (8001, "wang_acme", "zh")
+    assert (lead.channel, lead.external_id, lead.handle, lead.locale) == (
+        "telegram",
+        "8001",
+        "wang_acme",
+        "zh",
+    )
     assert "> 希望年底前拿证" in lead.transcript and "@lead.summary" in lead.transcript
 
     await until(lambda: api.chat_messages(STAFF_CHAT))
@@ -275,7 +280,7 @@ async def test_forget_leaves_no_personal_data(api: FakeBotAPI, running: BotRunne
     await asyncio.sleep(0.1)
     [lead] = await leads(running)
     for name in ("company", "contact_name", "phone", "email", "city", "note", "question",
-                 "telegram_user_id", "telegram_username"):  # fmt: skip
+                 "external_id", "handle"):  # fmt: skip
         assert getattr(lead, name) is None, name
     assert lead.transcript == [] and lead.forgotten_at is not None
     assert running.db is not None and running.store is not None

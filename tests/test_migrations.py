@@ -3,14 +3,16 @@ and can be rolled back and forth."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.db.engine import Database
-from bot.db.migrate import upgrade_sync
+from bot.db.migrate import downgrade_sync, upgrade_sync
 from bot.db.models import Base
 
 
@@ -27,7 +29,7 @@ async def test_migrations_match_the_models(db: Database) -> None:
 def test_downgrade_and_upgrade_keep_the_search_index_working(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     upgrade_sync(url)
-    upgrade_sync(url, "0003")
+    downgrade_sync(url, "0003")
     upgrade_sync(url)
     engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
     with engine.begin() as c:
@@ -110,7 +112,62 @@ def test_0007_keeps_alerts_and_conversations_and_drops_questions_that_could_name
             ).all() == [(2, None, None, None)]
             assert c.execute(text("SELECT key, expires_at FROM conversations")).all() == [("42", None)]
             assert c.execute(text("SELECT kind, key, count FROM stats")).all() == [("faq", "fees", 5)]
-        upgrade_sync(url, "0006")
+        downgrade_sync(url, "0006")
         with engine.connect() as c:
             assert c.execute(text("SELECT count(*) FROM outbox")).scalar() == 1
     engine.dispose()
+
+
+async def test_0008_turns_telegram_ids_into_channel_ids_and_back(db: Database) -> None:
+    """Leads and live chats held Telegram's ids; after 0008 they hold a channel, the channel's id
+    and a handle, every row kept; down and up again keeps them too (and, on SQLite, the search
+    index still follows changes: the table was altered in place, its triggers kept)."""
+    url = db.url
+    await db.dispose()
+    engine = create_async_engine(url)
+    await asyncio.to_thread(downgrade_sync, url, "0007")
+    async with engine.begin() as c:
+        await c.execute(
+            text(
+                "INSERT INTO leads (id, kind, status, company, schemes, selfcheck, transcript, created_at, "
+                "updated_at, telegram_user_id, telegram_username) VALUES "
+                "(1, 'lead', 'new', '云服务科技', '[]', '{}', '[]', '2026-01-01', '2026-01-01', "
+                "8001, 'wang'), "
+                "(2, 'lead', 'lost', NULL, '[]', '{}', '[]', '2026-01-02', '2026-01-02', NULL, NULL)"
+            )
+        )
+        await c.execute(
+            text(
+                "INSERT INTO live_chats (chat_id, staff_chat_id, opened_at) "
+                "VALUES (8001, -1001, '2026-01-01')"
+            )
+        )
+    for _ in range(2):
+        await _run(url, "head")
+        async with engine.begin() as c:
+            leads = (
+                await c.execute(text("SELECT id, channel, external_id, handle FROM leads ORDER BY id"))
+            ).all()
+            assert [tuple(r) for r in leads] == [(1, "telegram", "8001", "wang"), (2, "telegram", None, None)]
+            live = (await c.execute(text("SELECT channel, external_id, staff_chat_id FROM live_chats"))).all()
+            assert [tuple(r) for r in live] == [("telegram", "8001", -1001)]
+            if engine.dialect.name == "sqlite":
+                await c.execute(text("UPDATE leads SET company = '质量咨询中心' WHERE id = 1"))
+                hits = await c.execute(
+                    text("SELECT rowid FROM leads_search WHERE leads_search MATCH '\"质量咨\"'")
+                )
+                assert hits.all() == [(1,)]
+        await asyncio.to_thread(downgrade_sync, url, "0007")
+        async with engine.begin() as c:
+            leads = (
+                await c.execute(text("SELECT id, telegram_user_id, telegram_username FROM leads ORDER BY id"))
+            ).all()
+            assert [tuple(r) for r in leads] == [(1, 8001, "wang"), (2, None, None)]
+            live = (await c.execute(text("SELECT chat_id FROM live_chats"))).all()
+            assert [tuple(r) for r in live] == [(8001,)]
+    await _run(url, "head")
+    await engine.dispose()
+
+
+async def _run(url: str, target: str) -> None:
+    await asyncio.to_thread(upgrade_sync, url, target)

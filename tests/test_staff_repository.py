@@ -12,6 +12,7 @@ from bot.db.engine import Database
 from bot.db.models import Lead
 from bot.leads.browse import LeadQuery
 from bot.leads.repository import LeadRepository, LeadSubmission
+from bot.prospect import ProspectId
 from bot.staff.accounts import FREE_FAILURES, AccountError, StaffAccounts
 
 PEOPLE = [
@@ -33,7 +34,7 @@ async def seed(repo: LeadRepository) -> list[int]:
                 key=f"{user}:1",
                 answers={"company": company, "contact_name": contact, "phone": phone, "schemes": schemes},
                 source_flow=schemes[0],
-                telegram_user_id=user,
+                prospect=ProspectId.telegram(user),
             )
         )
         ids.append(saved.lead_id)
@@ -125,7 +126,7 @@ async def test_search_follows_changes_and_forgetting(db: Database) -> None:
     repo = LeadRepository(db)
     await seed(repo)
     assert refs(await repo.search(LeadQuery(q="质量管理")))
-    await repo.forget(2)
+    await repo.forget(ProspectId.telegram(2))
     assert (await repo.search(LeadQuery(q="质量管理"))).rows == []
     assert (await repo.search(LeadQuery(q="李娜"))).rows == []
 

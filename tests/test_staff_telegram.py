@@ -7,6 +7,7 @@ import csv
 import io
 
 from bot.leads.repository import LeadSubmission
+from bot.prospect import ProspectId
 
 from .fakebot import FakeBotAPI, Prospect
 from .harness import ADMIN, STAFF_CHAT, BotRunner
@@ -30,7 +31,7 @@ async def add_leads(runner: BotRunner, count: int = 12) -> None:
                 },
                 source_flow="iso9001" if i % 2 else "iso20000",
                 selfcheck={"licence": True, "system_built": False},
-                telegram_user_id=5000 + i,
+                prospect=ProspectId.telegram(5000 + i),
                 transcript=["> 你好", "@iso20000.intro", f"> 第{i}个问题"],
             )
         )

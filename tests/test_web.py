@@ -18,6 +18,7 @@ from bot.content import Content
 from bot.db import create_database, upgrade
 from bot.db.engine import Database
 from bot.leads.repository import LeadRepository, LeadSubmission
+from bot.prospect import ProspectId
 from bot.settings import Settings
 from bot.staff.accounts import FREE_FAILURES, StaffAccounts
 from bot.web.app import build_web_app
@@ -76,8 +77,7 @@ async def add_lead(repo: LeadRepository, user: int, **answers: object) -> int:
             answers={**base, **answers},
             source_flow="iso20000",
             selfcheck={"licence": True, "system_built": False},
-            telegram_user_id=user,
-            telegram_username=f"user{user}",
+            prospect=ProspectId.telegram(user, f"user{user}"),
             transcript=["> 你好", "@iso20000.intro", "> 证书有效期多久"],
         )
     )
@@ -262,3 +262,26 @@ async def test_overview_shows_where_prospects_drop_off_and_what_went_unanswered(
     assert '<td>fee</td><td class="num">7</td>' in html
     unanswered = html[html.index('id="unanswered"') :]
     assert '你们有停车场吗</td><td class="num">4' in unanswered
+
+
+async def test_leads_show_and_filter_their_channel(web: Web) -> None:
+    await add_lead(web.repo, 61)
+    await web.repo.submit(
+        LeadSubmission(
+            kind="enquiry",
+            key="web:v1:1",
+            answers={"name": "访客张", "phone": "+8613700000000"},
+            prospect=ProspectId("web", "v1"),
+        )
+    )
+    await web.login()
+    every = await (await web.client.get("/leads")).text()
+    assert every.count('class="channel">Telegram<') == 1 and every.count('class="channel">Web<') == 1
+    only_web = await (await web.client.get("/leads?channel=web")).text()
+    assert "访客张" in only_web and "王伟" not in only_web
+    assert "王伟" in await (await web.client.get("/leads?channel=telegram")).text()
+    assert "访客张" in await (await web.client.get("/leads?channel=nonsense")).text()  # unknown: no filter
+    page = await (await web.client.get("/leads/2")).text()
+    assert "<dt>Web</dt><dd>v1</dd>" in page
+    telegram = await (await web.client.get("/leads/1")).text()
+    assert '<a href="https://t.me/user61">@user61</a>' in telegram

@@ -122,7 +122,7 @@ async def test_two_replicas_serve_the_same_chats_coherently(
         assert one.db is not None
         async with one.db.sessions() as s:
             leads = list(await s.scalars(select(Lead).order_by(Lead.id)))
-        assert sorted(lead.telegram_user_id for lead in leads) == [7100, 7101, 7102, 7103]
+        assert sorted(int(lead.external_id or 0) for lead in leads) == [7100, 7101, 7102, 7103]
         assert all(lead.selfcheck["running_3m"] is False and lead.phone == "+8613800138000" for lead in leads)
         await until(lambda: len(api.chat_messages(STAFF_CHAT)) >= 4)
         await asyncio.sleep(0.3)  # both senders had time to send any alert twice

@@ -22,6 +22,11 @@ def upgrade_sync(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def downgrade_sync(url: str, revision: str) -> None:
+    """Roll the schema back to ``revision`` (``upgrade`` never goes down)."""
+    command.downgrade(alembic_config(url), revision)
+
+
 async def upgrade(url: str, revision: str = "head") -> None:
     """Create or upgrade the schema. Runs Alembic in a thread (its env.py runs its own loop)."""
     await asyncio.to_thread(upgrade_sync, url, revision)

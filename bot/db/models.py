@@ -61,7 +61,7 @@ class Lead(Base):
     __table_args__ = (
         Index("ix_leads_status_created", "status", "created_at"),
         Index("ix_leads_source_created", "source_flow", "created_at"),
-        Index("ix_leads_user_created", "telegram_user_id", "created_at"),
+        Index("ix_leads_prospect_created", "channel", "external_id", "created_at"),
         CheckConstraint(f"status IN {LEAD_STATUSES!r}", name="status"),
     )
 
@@ -90,8 +90,12 @@ class Lead(Base):
     content_version: Mapped[str | None] = mapped_column(String(20))
     locale: Mapped[str | None] = mapped_column(String(8))
     consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
-    telegram_username: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(10), default="telegram", server_default="telegram")
+    """Where the prospect came from: ``telegram`` (later ``web``, ``wechat``)."""
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    """The channel's own id for the prospect (Telegram: the user id)."""
+    handle: Mapped[str | None] = mapped_column(String(64))
+    """A name to show for them on that channel (Telegram: the @username, without the @)."""
     transcript: Mapped[list[str]] = mapped_column(JSON, default=list)
     assigned_to: Mapped[str | None] = mapped_column(String(100))
     forgotten_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -206,13 +210,14 @@ class LiveChat(Base):
 
     __tablename__ = "live_chats"
     __table_args__ = (
-        Index("ix_live_chats_chat", "chat_id", "closed_at"),
+        Index("ix_live_chats_prospect", "channel", "external_id", "closed_at"),
         Index("ix_live_chats_topic", "staff_chat_id", "topic_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    chat_id: Mapped[int] = mapped_column(BigInteger)
-    """The prospect's private chat."""
+    channel: Mapped[str] = mapped_column(String(10), default="telegram", server_default="telegram")
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    """The prospect on that channel (Telegram: their private chat's id)."""
     staff_chat_id: Mapped[int] = mapped_column(BigInteger)
     topic_id: Mapped[int | None] = mapped_column(BigInteger)
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))

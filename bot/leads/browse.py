@@ -36,6 +36,7 @@ from sqlalchemy.ext.compiler import compiles
 
 from bot.db.engine import Database
 from bot.db.models import LEAD_STATUSES, Lead
+from bot.prospect import CHANNELS
 
 Ts = TypeVarTuple("Ts")
 
@@ -58,6 +59,7 @@ LIST_COLUMNS = (
     Lead.id,
     Lead.reference,
     Lead.kind,
+    Lead.channel,
     Lead.status,
     Lead.company,
     Lead.contact_name,
@@ -78,6 +80,7 @@ class LeadQuery:
     status: str | None = None
     scheme: str | None = None
     kind: str | None = None
+    channel: str | None = None
     assigned: str | None = None
     sort: str = "newest"
     page: int = 1
@@ -89,6 +92,7 @@ class LeadQuery:
         status = args.get("status") or None
         scheme = args.get("scheme") or None
         kind = args.get("kind") or None
+        channel = args.get("channel") or None
         sort = args.get("sort") or "newest"
         page = args.get("page", "1")
         return cls(
@@ -96,6 +100,7 @@ class LeadQuery:
             status=status if status in LEAD_STATUSES else None,
             scheme=scheme if scheme in schemes else None,
             kind=kind if kind in ("lead", "enquiry") else None,
+            channel=channel if channel in CHANNELS else None,
             assigned=_clean(args.get("assigned"))[:100] or None,
             sort=sort if sort in SORTS else "newest",
             page=max(1, min(int(page), 100_000)) if page.isascii() and page.isdigit() else 1,
@@ -108,6 +113,7 @@ class LeadQuery:
             "status": self.status or "",
             "scheme": self.scheme or "",
             "kind": self.kind or "",
+            "channel": self.channel or "",
             "assigned": self.assigned or "",
             "sort": self.sort if self.sort != "newest" else "",
             "page": str(self.page) if self.page != 1 else "",
@@ -126,6 +132,7 @@ class LeadRow:
     id: int
     reference: str | None
     kind: str
+    channel: str
     status: str
     company: str | None
     contact_name: str | None
@@ -223,6 +230,8 @@ def filtered(db: Database, query: LeadQuery, statement: Select[*Ts]) -> Select[*
         statement = statement.where(Lead.status == query.status)
     if query.kind:
         statement = statement.where(Lead.kind == query.kind)
+    if query.channel:
+        statement = statement.where(Lead.channel == query.channel)
     if query.assigned:
         statement = statement.where(Lead.assigned_to == query.assigned)
     if query.scheme:

@@ -38,8 +38,9 @@ COLUMNS = (
     "selfcheck_gaps",
     "assigned_to",
     "locale",
-    "telegram_username",
-    "telegram_user_id",
+    "channel",
+    "handle",
+    "external_id",
     "content_version",
 )
 

@@ -24,6 +24,7 @@ from bot.db.models import (
 )
 from bot.engine.events import Effect
 from bot.leads.browse import LeadPage, LeadQuery, LeadStats, filtered, lead_stats, list_leads
+from bot.prospect import TELEGRAM, ProspectId
 
 RETURNING_DAYS = 30
 """A prospect's new submission updates their open lead from the last 30 days (see README)."""
@@ -46,8 +47,8 @@ PERSONAL_FIELDS = (
     "city",
     "note",
     "question",
-    "telegram_user_id",
-    "telegram_username",
+    "external_id",
+    "handle",
 )
 
 
@@ -62,8 +63,8 @@ class LeadSubmission:
     selfcheck: dict[str, Any] = field(default_factory=dict)
     content_version: str | None = None
     locale: str | None = None
-    telegram_user_id: int | None = None
-    telegram_username: str | None = None
+    prospect: ProspectId | None = None
+    """Who sent it (None: nobody to recognise when they come back)."""
     transcript: Sequence[str] = ()
     question: str | None = None
 
@@ -73,8 +74,7 @@ class LeadSubmission:
         effect: Effect,
         *,
         key: str,
-        user_id: int | None,
-        username: str | None,
+        prospect: ProspectId | None,
         transcript: Sequence[str] = (),
     ) -> LeadSubmission:
         data = effect.data
@@ -86,8 +86,7 @@ class LeadSubmission:
             selfcheck=dict(data.get("origin_answers", {})),
             content_version=data.get("content_version"),
             locale=data.get("locale"),
-            telegram_user_id=user_id,
-            telegram_username=username,
+            prospect=prospect,
             transcript=tuple(transcript)[-TRANSCRIPT_LIMIT:],
             question=data.get("question") or data.get("answers", {}).get("question"),
         )
@@ -120,7 +119,7 @@ def _apply(lead: Lead, sub: LeadSubmission, now: datetime) -> None:
         ("headcount", a.get("headcount")),
         ("sites", a.get("sites")),
         ("timeline", a.get("timeline")),
-        ("telegram_username", sub.telegram_username),
+        ("handle", sub.prospect.handle if sub.prospect else None),
         ("locale", sub.locale),
         ("content_version", sub.content_version),
     ):
@@ -142,6 +141,11 @@ def _apply(lead: Lead, sub: LeadSubmission, now: datetime) -> None:
         lead.kind = "lead"  # an enquiry that goes on to the full form becomes a lead
     lead.transcript = list(sub.transcript)[-TRANSCRIPT_LIMIT:]
     lead.updated_at = now
+
+
+def _of(prospect: ProspectId) -> tuple[Any, ...]:
+    """The leads of a prospect (the index on channel, external id and date serves it)."""
+    return (Lead.channel == prospect.channel, Lead.external_id == prospect.external_id)
 
 
 def _newest(text: str, limit: int = NOTE_LIMIT) -> str:
@@ -171,11 +175,13 @@ class LeadRepository:
             assert lead is not None
             return Saved(lead.id, lead.reference or _reference(lead), created=False, repeated=True)
         lead = None
-        if sub.telegram_user_id is not None:
+        prospect = sub.prospect
+        if prospect is not None:
             lead = session.scalar(
                 select(Lead)
                 .where(
-                    Lead.telegram_user_id == sub.telegram_user_id,
+                    Lead.channel == prospect.channel,
+                    Lead.external_id == prospect.external_id,
                     Lead.status.in_(OPEN_STATUSES),
                     Lead.created_at >= now - timedelta(days=RETURNING_DAYS),
                     Lead.forgotten_at.is_(None),
@@ -188,7 +194,8 @@ class LeadRepository:
             lead = Lead(
                 kind=sub.kind,
                 status="new",
-                telegram_user_id=sub.telegram_user_id,
+                channel=prospect.channel if prospect else TELEGRAM,
+                external_id=prospect.external_id if prospect else None,
                 created_at=now,
                 schemes=[],
                 selfcheck={},
@@ -264,7 +271,7 @@ class LeadRepository:
 
         return await self.db.run_write(work)
 
-    async def forget(self, telegram_user_id: int) -> int:
+    async def forget(self, prospect: ProspectId) -> int:
         """Erase a prospect: the personal fields of their leads (what remains says only what,
         when and how far it went), staff notes about those leads, the submissions that tied the
         leads to their Telegram id, unsent alerts, their live chats (the caller closes an open
@@ -273,9 +280,14 @@ class LeadRepository:
         cleared: dict[str, Any] = {name: None for name in PERSONAL_FIELDS}
 
         def work(session: Session) -> int:
-            ids = list(session.scalars(select(Lead.id).where(Lead.telegram_user_id == telegram_user_id)))
-            session.execute(delete(LiveChat).where(LiveChat.chat_id == telegram_user_id))
-            session.execute(delete(BlockedChat).where(BlockedChat.chat_id == telegram_user_id))
+            ids = list(session.scalars(select(Lead.id).where(*_of(prospect))))
+            session.execute(
+                delete(LiveChat).where(
+                    LiveChat.channel == prospect.channel, LiveChat.external_id == prospect.external_id
+                )
+            )
+            if prospect.channel == TELEGRAM:
+                session.execute(delete(BlockedChat).where(BlockedChat.chat_id == prospect.telegram_chat))
             if not ids:
                 return 0
             # Unsent alerts go; one claimed by a sender is left to it: it checks the lead before
@@ -313,10 +325,9 @@ class LeadRepository:
             )
             return list(rows)
 
-    async def lead_ids_of(self, telegram_user_id: int) -> list[int]:
+    async def lead_ids_of(self, prospect: ProspectId) -> list[int]:
         async with self.db.sessions() as session:
-            rows = await session.scalars(select(Lead.id).where(Lead.telegram_user_id == telegram_user_id))
-            return list(rows)
+            return list(await session.scalars(select(Lead.id).where(*_of(prospect))))
 
     # --- the outbox -------------------------------------------------------------------------------
 

@@ -7,17 +7,22 @@ from sqlalchemy import select, update
 
 from bot.db.engine import Database
 from bot.db.models import LiveChat, RelayMessage, utcnow
+from bot.prospect import ProspectId
 
 
 class LiveChatRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def open_for(self, chat_id: int) -> LiveChat | None:
+    async def open_for(self, prospect: ProspectId) -> LiveChat | None:
         async with self.db.sessions() as session:
             return await session.scalar(
                 select(LiveChat)
-                .where(LiveChat.chat_id == chat_id, LiveChat.closed_at.is_(None))
+                .where(
+                    LiveChat.channel == prospect.channel,
+                    LiveChat.external_id == prospect.external_id,
+                    LiveChat.closed_at.is_(None),
+                )
                 .order_by(LiveChat.id.desc())
                 .limit(1)
             )
@@ -25,14 +30,15 @@ class LiveChatRepository:
     async def open(
         self,
         *,
-        chat_id: int,
+        prospect: ProspectId,
         staff_chat_id: int,
         topic_id: int | None,
         locale: str | None,
         lead_id: int | None = None,
     ) -> LiveChat:
         live = LiveChat(
-            chat_id=chat_id,
+            channel=prospect.channel,
+            external_id=prospect.external_id,
             staff_chat_id=staff_chat_id,
             topic_id=topic_id,
             locale=locale,

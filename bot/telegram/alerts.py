@@ -37,6 +37,7 @@ from bot.content.model import CheckStep
 from bot.db.models import Lead, Outbox, utcnow
 from bot.engine.render import MESSAGE_LIMIT, visible_length
 from bot.leads.repository import LeadRepository
+from bot.prospect import TELEGRAM, channel_name
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,17 @@ def alert_context(content: Content, lead: Lead, locale: str) -> dict[str, Any]:
             gaps += [
                 content.localise(c.name, locale) for c in step.conditions if lead.selfcheck.get(c.id) is False
             ]
-    who = f"@{lead.telegram_username}" if lead.telegram_username else str(lead.telegram_user_id or "—")
+    if lead.handle:
+        who = f"@{lead.handle}" if lead.channel == TELEGRAM else lead.handle
+    else:
+        who = lead.external_id or "—"
     timeline = TIMELINES.get(lead.timeline or "", {}).get(locale, lead.timeline or "")
     return {
         "lead": lead,
         "schemes": ("、" if locale == "zh" else ", ").join(titles),
         "gaps": gaps,
-        "telegram": who,
+        "channel": channel_name(lead.channel),
+        "who": who,
         "timeline": timeline,
     }
 

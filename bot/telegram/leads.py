@@ -12,6 +12,7 @@ from aiogram.types import User
 from bot.content import Content
 from bot.engine.events import Effect
 from bot.leads.repository import LeadRepository, LeadSubmission, Saved
+from bot.prospect import ProspectId
 from bot.storage import ConversationStore, Record, commit_with
 from bot.telegram.alerts import AlertSender
 from bot.telegram.runtime import ChatSession, EffectHandler
@@ -24,11 +25,11 @@ LEAD_EFFECTS = frozenset({"lead", "enquiry"})
 def lead_effects(
     repo: LeadRepository, alerts: AlertSender | None, content: Content, store: ConversationStore
 ) -> EffectHandler:
-    async def forget(user_id: int, chat: ChatSession) -> None:
+    async def forget(prospect: ProspectId, chat: ChatSession) -> None:
         """Erase the prospect's data, then take it out of the alerts already in the staff group
         (best effort: a message may have been deleted there)."""
-        ids = await repo.lead_ids_of(user_id)
-        await repo.forget(user_id)
+        ids = await repo.lead_ids_of(prospect)
+        await repo.forget(prospect)
         posted = await repo.sent_alerts(ids)  # after: one sent meanwhile is listed too
         if chat.bot is None:
             return
@@ -46,7 +47,7 @@ def lead_effects(
     async def handle(effect: Effect, chat: ChatSession, user: User | None) -> list[str]:
         if effect.name == "forget":
             if user is not None:
-                await forget(user.id, chat)
+                await forget(ProspectId.telegram(user.id), chat)
             return []
         if effect.name not in LEAD_EFFECTS:
             return []
@@ -57,8 +58,7 @@ def lead_effects(
         submission = LeadSubmission.from_effect(
             effect,
             key=key,
-            user_id=user.id if user else None,
-            username=user.username if user else None,
+            prospect=ProspectId.telegram(user.id, user.username) if user else None,
             transcript=chat.transcript,
         )
         locale = effect.data.get("locale") or content.default_locale

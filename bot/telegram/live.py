@@ -21,6 +21,7 @@ from aiogram.types import Message, User
 from bot.db.models import LiveChat, utcnow
 from bot.engine.events import Effect, LiveClosed
 from bot.leads.repository import LeadSubmission
+from bot.prospect import ProspectId
 from bot.staff.livechats import LiveChatRepository
 from bot.telegram.presenter import present
 from bot.telegram.runtime import ChatSession, Runtime
@@ -67,7 +68,7 @@ class LiveDesk:
     async def open(self, bot: Bot, chat: ChatSession, user: User, effect: Effect) -> list[str]:
         settings, content = self.runtime.settings, self.runtime.engine.content
         assert chat.chat_id is not None
-        if await self.repo.open_for(chat.chat_id) is not None:
+        if await self.repo.open_for(ProspectId.telegram(chat.chat_id)) is not None:
             return []
         now = utcnow()
         offline = not settings.hours.is_open(now)
@@ -83,8 +84,7 @@ class LiveDesk:
                 LeadSubmission.from_effect(
                     Effect("enquiry", effect.data),
                     key=f"{chat.key}:{chat.update_id}",
-                    user_id=user.id,
-                    username=user.username,
+                    prospect=ProspectId.telegram(user.id, user.username),
                     transcript=chat.transcript,
                 )
             )
@@ -123,7 +123,11 @@ class LiveDesk:
         )
         sent = await bot.send_message(group, intro, message_thread_id=topic_id)
         live = await self.repo.open(
-            chat_id=chat.chat_id, staff_chat_id=group, topic_id=topic_id, locale=locale, lead_id=lead_id
+            prospect=ProspectId.telegram(chat.chat_id),
+            staff_chat_id=group,
+            topic_id=topic_id,
+            locale=locale,
+            lead_id=lead_id,
         )
         await self.repo.remember(live, sent.message_id)
         return notices
@@ -151,10 +155,11 @@ class LiveDesk:
         notices: list[str] = []
         if self.runtime.settings.staff_chat_id is None:
             return notices  # nobody to pass it to; the enquiry was kept when the chat began
-        live = await self.repo.open_for(chat.chat_id)
+        prospect = ProspectId.telegram(chat.chat_id)
+        live = await self.repo.open_for(prospect)
         if live is None:  # not opened (no group then, or lost): open it now
             notices = await self.open(bot, chat, user, Effect("live", {"locale": self.locale}))
-            live = await self.repo.open_for(chat.chat_id)
+            live = await self.repo.open_for(prospect)
             if live is None:
                 return notices
         content = self.runtime.engine.content
@@ -184,7 +189,7 @@ class LiveDesk:
         return notices
 
     async def prospect_left(self, bot: Bot, chat_id: int, user: User) -> None:
-        live = await self.repo.open_for(chat_id)
+        live = await self.repo.open_for(ProspectId.telegram(chat_id))
         if live is None or not await self.repo.close(live.id, "prospect"):
             return
         content = self.runtime.engine.content
@@ -199,7 +204,7 @@ class LiveDesk:
     async def forgotten(self, bot: Bot, chat_id: int) -> None:
         """/forget: an open live chat ends (staff are told, without a name); nothing staff write
         there reaches the prospect any more (the records go with the rest of their data)."""
-        live = await self.repo.open_for(chat_id)
+        live = await self.repo.open_for(ProspectId.telegram(chat_id))
         if live is None or not await self.repo.close(live.id, "forgotten"):
             return
         content = self.runtime.engine.content
@@ -231,7 +236,7 @@ class LiveDesk:
             await message.reply(content.t("live_not_open", self.locale))
             return
         try:
-            await bot.copy_message(live.chat_id, message.chat.id, message.message_id)
+            await bot.copy_message(_prospect_chat(live), message.chat.id, message.message_id)
         except TelegramForbiddenError:
             await self.repo.close(live.id, "blocked")
             await message.reply(content.t("live_blocked", self.locale))
@@ -243,12 +248,13 @@ class LiveDesk:
             await message.reply(content.t("live_not_open", self.locale))
             return
         await message.answer(content.t("live_closed_by", self.locale, who=by))
-        async with self.runtime.conversation(bot, live.chat_id) as chat:
+        chat_id = _prospect_chat(live)
+        async with self.runtime.conversation(bot, chat_id) as chat:
             assert chat is not None
             if self.runtime.engine.in_live_chat(chat.state):
                 result = self.runtime.engine.handle(chat.state, LiveClosed())
                 try:
-                    await present(bot, self.runtime, live.chat_id, chat, result)
+                    await present(bot, self.runtime, chat_id, chat, result)
                 except TelegramForbiddenError:
                     log.info("live chat %s: the prospect has blocked the bot", live.id)
         await self._close_topic(bot, live)
@@ -257,3 +263,8 @@ class LiveDesk:
         if live.topic_id is not None:
             with contextlib.suppress(TelegramAPIError):
                 await bot.close_forum_topic(live.staff_chat_id, live.topic_id)
+
+
+def _prospect_chat(live: LiveChat) -> int:
+    """The Telegram chat of a live chat's prospect."""
+    return ProspectId(live.channel, live.external_id or "").telegram_chat

@@ -33,6 +33,7 @@ from bot.db.models import LEAD_STATUSES, Lead
 from bot.leads.browse import LeadQuery
 from bot.leads.export import export_chunks
 from bot.leads.repository import NOTE_LIMIT, LeadRepository
+from bot.prospect import CHANNELS
 from bot.settings import Settings
 from bot.staff.accounts import SESSION_DAYS, StaffAccounts, WebIdentity
 from bot.telegram.alerts import alert_context
@@ -79,7 +80,9 @@ class Dashboard:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.templates.globals.update(_=translator(self.locale), statuses=LEAD_STATUSES, urlencode=urlencode)
+        self.templates.globals.update(
+            _=translator(self.locale), statuses=LEAD_STATUSES, urlencode=urlencode, channels=CHANNELS
+        )
         self.templates.filters["when"] = self._when
 
     def _when(self, moment: datetime | None) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 ZH = {
+    "Channel": "渠道",
+    "Any channel": "全部渠道",
     "Staff alerts that could not be sent": "未能发出的员工提醒",
     "Telegram refused these, so they are not retried. Fix the cause, then send them again.": (
         "Telegram 拒绝了这些提醒，因此不再重试。请先排除原因（如员工群、机器人的权限），再重新发送。"
