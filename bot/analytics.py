@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from bot.content import Content
 from bot.db.engine import Database
 from bot.db.models import Stat, utcnow
-from bot.engine.events import Result
+from bot.engine.events import SUBMISSIONS, Result
 from bot.engine.state import State
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ class Analytics:
                 if flow is not None and after.step == flow.start:
                     self.count("flow", after.flow)
         for effect in result.effects:
-            if effect.name in {"lead", "enquiry"}:
-                self.count("lead", str(effect.data.get("origin") or effect.data.get("flow") or "-"))
+            if isinstance(effect, SUBMISSIONS):
+                self.count("lead", effect.origin or effect.flow)
         for kind, value in result.notes:
             self.count(kind, value if kind == "faq" else scrub(value))
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from bot.engine.engine import Engine
-from bot.engine.events import Button, Command, Effect, Event, Press, Reply, TextIn, parse_command
+from bot.engine.events import Button, Command, Effect, Event, Handoff, Press, Reply, TextIn, parse_command
 from bot.engine.render import visible_text
 from bot.engine.state import State
 
@@ -45,8 +45,10 @@ def format_reply(reply: Reply, first_number: int) -> tuple[str, list[Button]]:
 
 
 def format_effect(effect: Effect) -> str:
-    answers = ", ".join(f"{k}={v}" for k, v in effect.data.get("answers", {}).items())
-    return f"[{effect.name} handed over: {answers}; about: {effect.data.get('origin') or '-'}]"
+    if not isinstance(effect, Handoff):
+        return f"[{effect.name}]"
+    answers = ", ".join(f"{k}={v}" for k, v in effect.answers.items())
+    return f"[{effect.name} handed over: {answers}; about: {effect.origin or '-'}]"
 
 
 def run_chat(

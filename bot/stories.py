@@ -29,6 +29,7 @@ from ruamel.yaml.error import YAMLError
 
 from bot.engine.conversation import Conversation
 from bot.engine.engine import Engine
+from bot.engine.events import SUBMISSIONS
 
 
 @dataclass
@@ -86,11 +87,11 @@ def run_story(engine: Engine, data: dict[str, Any], file: str) -> StoryResult:
             elif "expect" in step:
                 result.failures += _check(conv, step["expect"], where)
             elif "lead" in step:
-                handed = [e for e in conv.effects if e.name in {"lead", "enquiry"}]
+                handed = [e for e in conv.effects if isinstance(e, SUBMISSIONS)]
                 if not handed:
                     result.failures.append(f"{where}: no lead or enquiry was handed over")
                     continue
-                answers = handed[-1].data.get("answers", {})
+                answers = handed[-1].answers
                 for key, value in step["lead"].items():
                     if answers.get(key) != value:
                         result.failures.append(

@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.content import Content, load_content
 from bot.engine.conversation import Conversation
 from bot.engine.engine import Engine
-from bot.engine.events import Command, Press, TextIn
+from bot.engine.events import Command, LiveRelay, Press, TextIn
 from bot.engine.state import State
 
 from .conftest import FLOWS
@@ -114,9 +114,9 @@ def test_contact_form_validates_then_hands_over_once(zh: Conversation) -> None:
     assert "&lt;b&gt;ACME&lt;/b&gt; &amp; Co" in zh.html and "+8613800138000" in zh.text
     [effect] = zh.effects
     assert effect.name == "enquiry"
-    assert effect.data["answers"] == {"name": "<b>ACME</b> & Co", "phone": "+8613800138000"}
-    assert effect.data["origin"] == "iso20000"
-    assert effect.data["origin_answers"] == {"licence": False}
+    assert effect.answers == {"name": "<b>ACME</b> & Co", "phone": "+8613800138000"}
+    assert effect.origin == "iso20000"
+    assert effect.origin_answers == {"licence": False}
     zh.command("help")  # showing the step again does not hand over again
     assert len(zh.effects) == 1
 
@@ -241,7 +241,7 @@ def test_an_unanswered_question_goes_with_the_enquiry(engine: Engine) -> None:
     assert "您的问题：你们办公室有<停车位>吗" in conv.text and "&lt;停车位&gt;" in conv.html
     conv.press("留下联系方式").send("孙女士").send("13912345678")
     [effect] = conv.effects
-    assert effect.data["answers"]["question"] == "你们办公室有<停车位>吗"
+    assert effect.answers["question"] == "你们办公室有<停车位>吗"
     assert conv.state is not None and "question" not in conv.state.answers["contact"]
 
 
@@ -257,12 +257,11 @@ def test_a_live_chat_relays_everything_until_it_ends(zh: Conversation) -> None:
 
     zh.press("ISO/IEC 20000").press("咨询顾问").press("现在和顾问聊")
     assert zh.position == ("contact", "live", 0) and zh.engine.in_live_chat(zh.state)
-    assert [e.name for e in zh.effects] == ["live"] and zh.effects[0].data["origin"] == "iso20000"
+    assert [e.name for e in zh.effects] == ["live"] and zh.effects[0].origin == "iso20000"
     zh.send("证书有效期多久")  # a question the FAQ knows: it goes to the person instead
-    assert zh.replies == [] and zh.effects[-1].name == "relay"
-    assert zh.effects[-1].data == {"kind": "text", "text": "证书有效期多久"}
+    assert zh.replies == [] and zh.effects[-1] == LiveRelay("text", "证书有效期多久")
     zh.send_unsupported("photo")
-    assert zh.replies == [] and zh.effects[-1].data == {"kind": "photo"}
+    assert zh.replies == [] and zh.effects[-1] == LiveRelay("photo")
     zh.handle(LiveClosed())  # staff ended it: no "prospect left" effect, the bot is back
     assert "顾问已结束本次对话" in zh.text and zh.position[:2] == ("main", "menu")
     assert [e.name for e in zh.effects] == ["live", "relay", "relay"]

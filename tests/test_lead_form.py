@@ -74,7 +74,7 @@ def test_summary_shows_everything_escaped_and_one_field_can_be_changed(engine: E
     assert conv.position == ("lead", "summary", 0) and "ISO 9001、ISO 27001" in conv.text
     conv.press("确认提交")
     [effect] = conv.effects
-    assert effect.data["answers"] == {
+    assert effect.answers == {
         "consent": True,
         "company": "<b>ACME</b> & Co",
         "contact_name": "王经理",
@@ -87,7 +87,7 @@ def test_summary_shows_everything_escaped_and_one_field_can_be_changed(engine: E
         "timeline": "6m",
         "note": "希望年底前拿证",
     }
-    assert effect.data["origin"] == "iso27001"
+    assert effect.origin == "iso27001"
 
 
 def test_shared_contact_answers_the_phone_question(engine: Engine) -> None:

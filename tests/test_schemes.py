@@ -98,16 +98,16 @@ def test_every_scheme_leads_to_the_lead_form_with_the_scheme_chosen(engine: Engi
     conv.press("选好了").press("1–3 个月").press("跳过")
     conv.press("确认提交")
     [effect] = conv.effects
-    assert effect.name == "lead" and effect.data["origin"] == fid
-    assert effect.data["answers"]["schemes"] == [fid]
-    assert effect.data["answers"]["phone"] == "+8613912345678"
+    assert effect.name == "lead" and effect.origin == fid
+    assert effect.answers["schemes"] == [fid]
+    assert effect.answers["phone"] == "+8613912345678"
 
 
 def test_consultant_button_asks_name_and_phone_only(engine: Engine) -> None:
     conv = Conversation(engine, language_code="zh").start("iso9001")
     conv.press("咨询顾问").press("留下联系方式").send("钱先生").send("13912345678")
     [effect] = conv.effects
-    assert effect.name == "enquiry" and effect.data["answers"] == {
+    assert effect.name == "enquiry" and effect.answers == {
         "name": "钱先生",
         "phone": "+8613912345678",
     }

@@ -143,8 +143,9 @@ class HandoffStep(_StepBase):
     """Hands the collected answers over to the channel (an effect), then shows its text."""
 
     type: Literal["handoff"]
-    effect: str
-    """Name of the effect, e.g. ``enquiry``; the channel decides what to do with it."""
+    effect: Literal["lead", "enquiry", "live"]
+    """What is handed over: ``lead`` (a lead, staff alerted), ``enquiry`` (a lightweight lead),
+    ``live`` (a live chat with a person, with ``live: true``)."""
     live: bool = False
     """A live chat with a person: while the prospect is on this step, what they type or send goes
     to staff (effect ``relay``); leaving the step ends the chat (effect ``live_end``)."""

@@ -27,11 +27,18 @@ from bot.content.model import (
     SummaryStep,
 )
 from bot.engine.events import (
+    HANDOFFS,
     Button,
     Command,
     Effect,
+    EnquirySubmitted,
     Event,
+    ForgetRequested,
+    LeadSubmitted,
+    LiveChatEnded,
+    LiveChatStarted,
     LiveClosed,
+    LiveRelay,
     Press,
     Reply,
     Result,
@@ -175,7 +182,7 @@ class Engine:
             self._text(turn, event.text[:INPUT_LIMIT])
         elif isinstance(event, Unsupported):
             if event.kind != "edited" and self.in_live_chat(turn.st):
-                turn.effects.append(Effect("relay", {"kind": event.kind}))
+                turn.effects.append(LiveRelay(event.kind))
             else:
                 self._hint(turn, "edited" if event.kind == "edited" else "unsupported")
         elif isinstance(event, SharedContact):
@@ -288,7 +295,7 @@ class Engine:
     def _set_position(self, turn: _Turn, flow: str, step: str, sub: int = 0) -> None:
         st = turn.st
         if (st.flow, st.step) != (flow, step) and self.in_live_chat(st) and not turn.closing:
-            turn.effects.append(Effect("live_end", {"flow": st.flow, "step": st.step}))
+            turn.effects.append(LiveChatEnded(st.flow, st.step))
         st.flow, st.step, st.sub = flow, step, sub
         st.seq += 1
         st.retries = 0
@@ -318,18 +325,17 @@ class Engine:
 
     def _effect(self, st: State, step: HandoffStep) -> Effect:
         origin = st.origin
-        return Effect(
-            step.effect,
-            {
-                "flow": st.flow,
-                "step": st.step,
-                "answers": dict(st.answers.get(st.flow, {})),
-                "origin": origin,
-                "origin_answers": dict(st.answers.get(origin, {})) if origin else {},
-                "locale": st.locale,
-                "content_version": self.content.version,
-            },
+        effect = HANDOFFS[step.effect](
+            flow=st.flow,
+            step=st.step,
+            answers=dict(st.answers.get(st.flow, {})),
+            origin=origin,
+            origin_answers=dict(st.answers.get(origin, {})) if origin else {},
+            locale=st.locale,
+            content_version=self.content.version,
         )
+        assert isinstance(effect, LeadSubmitted | EnquirySubmitted | LiveChatStarted)  # for mypy
+        return effect
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -463,7 +469,7 @@ class Engine:
             self._goto(turn, *c.lead_form)
         elif op == "F":
             # /forget confirmed: the channel deletes what it keeps; the conversation starts afresh.
-            turn.effects.append(Effect("forget", {"locale": st.locale}))
+            turn.effects.append(ForgetRequested(st.locale))
             turn.st = self.new_state(st.locale)
             turn.st.seq = st.seq + 1
             turn.replies.append(Reply(self._t(turn, "forgotten"), (), "notice"))
@@ -516,7 +522,7 @@ class Engine:
             if code is not None:
                 self._act(turn, code)
             else:
-                turn.effects.append(Effect("relay", {"kind": "text", "text": text}))
+                turn.effects.append(LiveRelay("text", text))
             return
         rows = self._rows(turn)
         if isinstance(step, InputStep):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from bot.engine.state import State
 
@@ -81,12 +81,94 @@ class Reply:
     """Label of a "share my phone number" button the channel should offer with this reply."""
 
 
-@dataclass(frozen=True, slots=True)
-class Effect:
-    """Something the channel should do, e.g. ``enquiry`` with the collected answers."""
+# --- effects: what the conversation core should do, one type each, dispatched by type -----------
 
-    name: str
-    data: dict[str, Any] = field(default_factory=dict)
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """What a ``handoff`` step hands over: the answers collected in its flow, and where the
+    prospect came from (the scheme, with its self-check answers)."""
+
+    flow: str
+    step: str
+    answers: dict[str, Any] = field(default_factory=dict)
+    origin: str | None = None
+    """The scheme the prospect came through."""
+    origin_answers: dict[str, Any] = field(default_factory=dict)
+    """The answers given in that scheme's flow (its self-check)."""
+    locale: str | None = None
+    content_version: str | None = None
+
+    name: ClassVar[str] = "handoff"
+
+    @property
+    def question(self) -> str | None:
+        """The question the bot could not answer, carried by an enquiry."""
+        value = self.answers.get("question")
+        return str(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadSubmitted(Handoff):
+    """The lead form submitted (``effect: lead``): a lead is saved and staff are alerted."""
+
+    name: ClassVar[str] = "lead"
+
+
+@dataclass(frozen=True, slots=True)
+class EnquirySubmitted(Handoff):
+    """Asking a consultant (``effect: enquiry``): a lightweight lead, a name and a phone."""
+
+    name: ClassVar[str] = "enquiry"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChatStarted(Handoff):
+    """A live chat with a person begins (``effect: live``)."""
+
+    name: ClassVar[str] = "live"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRelay:
+    """Something the prospect sent during a live chat, for staff: ``text``, or another kind of
+    message (``photo``, ``document``...) the channel passes on as it is."""
+
+    kind: str
+    text: str | None = None
+
+    name: ClassVar[str] = "relay"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChatEnded:
+    """The prospect left the live chat's step."""
+
+    flow: str
+    step: str
+
+    name: ClassVar[str] = "live_end"
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetRequested:
+    """/forget confirmed: erase what is kept about the prospect."""
+
+    locale: str | None = None
+
+    name: ClassVar[str] = "forget"
+
+
+Effect = LeadSubmitted | EnquirySubmitted | LiveChatStarted | LiveRelay | LiveChatEnded | ForgetRequested
+"""Every effect; ``effect.name`` names it in logs and the terminal."""
+SUBMISSIONS = (LeadSubmitted, EnquirySubmitted)
+"""The effects that become leads."""
+HANDOFFS: dict[str, type[Handoff]] = {
+    "lead": LeadSubmitted,
+    "enquiry": EnquirySubmitted,
+    "live": LiveChatStarted,
+}
+"""A handoff step's ``effect`` to the effect it hands over."""
 
 
 @dataclass(slots=True)

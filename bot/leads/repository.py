@@ -22,7 +22,7 @@ from bot.db.models import (
     Submission,
     utcnow,
 )
-from bot.engine.events import Effect
+from bot.engine.events import Handoff, LeadSubmitted
 from bot.leads.browse import LeadPage, LeadQuery, LeadStats, filtered, lead_stats, list_leads
 from bot.prospect import TELEGRAM, ProspectId
 
@@ -71,24 +71,25 @@ class LeadSubmission:
     @classmethod
     def from_effect(
         cls,
-        effect: Effect,
+        effect: Handoff,
         *,
         key: str,
         prospect: ProspectId | None,
         transcript: Sequence[str] = (),
     ) -> LeadSubmission:
-        data = effect.data
+        """What a handoff hands over: the lead form (a lead); an enquiry, or a live chat kept as
+        one (outside working hours), is a lightweight lead."""
         return cls(
-            kind="lead" if effect.name == "lead" else "enquiry",
+            kind="lead" if isinstance(effect, LeadSubmitted) else "enquiry",
             key=key,
-            answers=dict(data.get("answers", {})),
-            source_flow=data.get("origin"),
-            selfcheck=dict(data.get("origin_answers", {})),
-            content_version=data.get("content_version"),
-            locale=data.get("locale"),
+            answers=dict(effect.answers),
+            source_flow=effect.origin,
+            selfcheck=dict(effect.origin_answers),
+            content_version=effect.content_version,
+            locale=effect.locale,
             prospect=prospect,
             transcript=tuple(transcript)[-TRANSCRIPT_LIMIT:],
-            question=data.get("question") or data.get("answers", {}).get("question"),
+            question=effect.question,
         )
 
 

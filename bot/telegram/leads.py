@@ -10,7 +10,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import User
 
 from bot.content import Content
-from bot.engine.events import Effect
+from bot.engine.events import SUBMISSIONS, Effect, ForgetRequested
 from bot.leads.repository import LeadRepository, LeadSubmission, Saved
 from bot.prospect import ProspectId
 from bot.storage import ConversationStore, Record, commit_with
@@ -18,8 +18,6 @@ from bot.telegram.alerts import AlertSender
 from bot.telegram.runtime import ChatSession, EffectHandler
 
 log = logging.getLogger(__name__)
-
-LEAD_EFFECTS = frozenset({"lead", "enquiry"})
 
 
 def lead_effects(
@@ -45,11 +43,11 @@ def lead_effects(
         log.info("a prospect's personal data was erased (%d alerts edited)", len(posted))
 
     async def handle(effect: Effect, chat: ChatSession, user: User | None) -> list[str]:
-        if effect.name == "forget":
+        if isinstance(effect, ForgetRequested):
             if user is not None:
                 await forget(ProspectId.telegram(user.id), chat)
             return []
-        if effect.name not in LEAD_EFFECTS:
+        if not isinstance(effect, SUBMISSIONS):
             return []
         # The update that submitted identifies the submission: a redelivered update, or one
         # replayed after a crash, has the same id; ids never repeat, even after /forget or a purge
@@ -61,7 +59,7 @@ def lead_effects(
             prospect=ProspectId.telegram(user.id, user.username) if user else None,
             transcript=chat.transcript,
         )
-        locale = effect.data.get("locale") or content.default_locale
+        locale = effect.locale or content.default_locale
 
         def notice(saved: Saved) -> str:
             return content.t("lead_saved", locale, reference=saved.reference)

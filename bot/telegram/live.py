@@ -19,7 +19,14 @@ from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.types import Message, User
 
 from bot.db.models import LiveChat, utcnow
-from bot.engine.events import Effect, LiveClosed
+from bot.engine.events import (
+    Effect,
+    ForgetRequested,
+    LiveChatEnded,
+    LiveChatStarted,
+    LiveClosed,
+    LiveRelay,
+)
 from bot.leads.repository import LeadSubmission
 from bot.prospect import ProspectId
 from bot.staff.livechats import LiveChatRepository
@@ -55,17 +62,17 @@ class LiveDesk:
     async def on_effect(self, effect: Effect, chat: ChatSession, user: User | None) -> list[str]:
         if chat.bot is None or chat.chat_id is None or user is None:
             return []
-        if effect.name == "live":
+        if isinstance(effect, LiveChatStarted):
             return await self.open(chat.bot, chat, user, effect)
-        if effect.name == "relay":
+        if isinstance(effect, LiveRelay):
             return await self.relay(chat.bot, chat, user, effect)
-        if effect.name == "live_end":
+        if isinstance(effect, LiveChatEnded):
             await self.prospect_left(chat.bot, chat.chat_id, user)
-        if effect.name == "forget":
+        if isinstance(effect, ForgetRequested):
             await self.forgotten(chat.bot, chat.chat_id)
         return []
 
-    async def open(self, bot: Bot, chat: ChatSession, user: User, effect: Effect) -> list[str]:
+    async def open(self, bot: Bot, chat: ChatSession, user: User, effect: LiveChatStarted) -> list[str]:
         settings, content = self.runtime.settings, self.runtime.engine.content
         assert chat.chat_id is not None
         if await self.repo.open_for(ProspectId.telegram(chat.chat_id)) is not None:
@@ -73,8 +80,8 @@ class LiveDesk:
         now = utcnow()
         offline = not settings.hours.is_open(now)
         group = settings.staff_chat_id
-        locale = effect.data.get("locale") or content.default_locale
-        question = (effect.data.get("answers") or {}).get("question")
+        locale = effect.locale or content.default_locale
+        question = effect.question
         reference = None
         lead_id = None
         leads = self.runtime.leads
@@ -82,7 +89,7 @@ class LiveDesk:
             # Nobody may read it for a while: keep the enquiry as a lead, so it is not lost.
             saved = await leads.submit(
                 LeadSubmission.from_effect(
-                    Effect("enquiry", effect.data),
+                    effect,  # kept as an enquiry
                     key=f"{chat.key}:{chat.update_id}",
                     prospect=ProspectId.telegram(user.id, user.username),
                     transcript=chat.transcript,
@@ -107,7 +114,7 @@ class LiveDesk:
             log.warning("a prospect asked for a live chat, but STAFF_CHAT_ID is not set")
             return notices
         topic_id = await self._topic(bot, group, user)
-        origin = effect.data.get("origin")
+        origin = effect.origin
         flow = content.flows.get(origin or "")
         intro = content.t(
             "live_staff_intro",
@@ -150,7 +157,7 @@ class LiveDesk:
             return None
         return topic.message_thread_id
 
-    async def relay(self, bot: Bot, chat: ChatSession, user: User, effect: Effect) -> list[str]:
+    async def relay(self, bot: Bot, chat: ChatSession, user: User, effect: LiveRelay) -> list[str]:
         assert chat.chat_id is not None
         notices: list[str] = []
         if self.runtime.settings.staff_chat_id is None:
@@ -158,13 +165,14 @@ class LiveDesk:
         prospect = ProspectId.telegram(chat.chat_id)
         live = await self.repo.open_for(prospect)
         if live is None:  # not opened (no group then, or lost): open it now
-            notices = await self.open(bot, chat, user, Effect("live", {"locale": self.locale}))
+            where = (chat.state.flow, chat.state.step) if chat.state is not None else ("", "")
+            notices = await self.open(bot, chat, user, LiveChatStarted(*where, locale=self.locale))
             live = await self.repo.open_for(prospect)
             if live is None:
                 return notices
         content = self.runtime.engine.content
-        if effect.data.get("kind") == "text":
-            text = str(effect.data.get("text", ""))[:RELAY_TEXT]
+        if effect.kind == "text":
+            text = (effect.text or "")[:RELAY_TEXT]
             sent = await bot.send_message(
                 live.staff_chat_id,
                 content.t("live_from_prospect", self.locale, name=user.full_name, text=text),
@@ -175,7 +183,7 @@ class LiveDesk:
         message = chat.message
         if message is None:
             return notices
-        kind = KINDS.get(str(effect.data.get("kind")), {}).get(self.locale) or str(effect.data.get("kind"))
+        kind = KINDS.get(effect.kind, {}).get(self.locale) or effect.kind
         header = await bot.send_message(
             live.staff_chat_id,
             content.t("live_prospect_sent", self.locale, name=user.full_name, kind=kind),

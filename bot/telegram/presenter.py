@@ -15,7 +15,7 @@ from aiogram.types import (
     User,
 )
 
-from bot.engine.events import Button, Command, Event, Reply, Result, SharedContact, TextIn
+from bot.engine.events import Button, Command, Event, ForgetRequested, Reply, Result, SharedContact, TextIn
 from bot.telegram.runtime import ChatSession, Runtime
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ async def present(
             locale = chat.state.locale if chat.state else result.state.locale
             await bot.send_message(chat_id=chat_id, text=content.t("save_failed", locale))
             return
-        if effect.name == "forget":
+        if isinstance(effect, ForgetRequested):
             chat.forgotten = True  # only once the leads are cleared: then the conversation goes too
             chat.pending.clear()
     before = chat.state

@@ -85,7 +85,7 @@ EffectHandler = Callable[[Effect, ChatSession, User | None], Awaitable[list[str]
 
 
 async def log_effect(effect: Effect, chat: ChatSession, user: User | None) -> list[str]:
-    log.info("effect %s from conversation %s (flow %s)", effect.name, chat.key, effect.data.get("flow"))
+    log.info("effect %s from conversation %s", effect.name, chat.key)
     return []
 
 
