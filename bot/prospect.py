@@ -8,6 +8,8 @@ from dataclasses import dataclass
 TELEGRAM = "telegram"
 CHANNELS = {TELEGRAM: "Telegram", "web": "Web", "wechat": "WeChat"}
 """Every channel, with the name staff see."""
+PREFIXES = {TELEGRAM: "tg", "web": "web", "wechat": "wx"}
+"""Each channel's prefix in conversation keys: ``tg:123``, ``web:…``, ``wx:openid``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +25,25 @@ class ProspectId:
         return cls(TELEGRAM, str(user_id), username)
 
     @property
+    def key(self) -> str:
+        """The conversation's key in the store: the channel's prefix and its own id."""
+        return conversation_key(self.channel, self.external_id)
+
+    @property
     def telegram_chat(self) -> int:
         """The Telegram private chat (the user id); a ValueError for another channel."""
         if self.channel != TELEGRAM:
             raise ValueError(f"{self.channel} is not Telegram")
         return int(self.external_id)
+
+
+def conversation_key(channel: str, external_id: str | int) -> str:
+    return f"{PREFIXES[channel]}:{external_id}"
+
+
+def telegram_key(chat_id: int) -> str:
+    """A Telegram chat's conversation (a prospect's private chat, or a group's record)."""
+    return f"tg:{chat_id}"
 
 
 def channel_name(channel: str | None) -> str:

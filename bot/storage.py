@@ -364,7 +364,20 @@ class RedisStore:
 
     async def load(self, key: str) -> Record | None:
         raw = await self.redis.get(self._key(key))
+        if raw is None and key.startswith("tg:"):
+            raw = await self._legacy(key)
         return Record.from_dict(jsonio.loads(raw)) if raw is not None else None
+
+    async def _legacy(self, key: str) -> Any:
+        """A Telegram conversation kept before keys had a channel (``123``, now ``tg:123``):
+        moved to its new key, with what is left of its expiry."""
+        old = self._key(key.removeprefix("tg:"))
+        raw = await self.redis.get(old)
+        if raw is not None:
+            ttl = await self.redis.pttl(old)
+            await self.redis.set(self._key(key), raw, px=ttl if ttl > 0 else None, nx=True)
+            await self.redis.delete(old)
+        return raw
 
     async def save(self, key: str, record: Record, *, durable: bool = False) -> None:
         data = jsonio.dumps(record.to_dict())

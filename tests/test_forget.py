@@ -119,7 +119,7 @@ async def test_forget_erases_the_prospect_everywhere(api: FakeBotAPI, runner: Bo
     # What is left of the conversation: the ids of the updates handled, for a day.
     assert runner.db is not None
     async with runner.db.sessions() as s:
-        tombstone = await s.get(Conversation, str(USER))
+        tombstone = await s.get(Conversation, f"tg:{USER}")
         assert tombstone is not None and tombstone.expires_at is not None
         assert set(tombstone.data) <= {"c", "u", "m", "r", "f"} and tombstone.data["c"] is None
         [lead] = list(await s.scalars(select(Lead)))

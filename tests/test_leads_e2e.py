@@ -286,7 +286,7 @@ async def test_forget_leaves_no_personal_data(api: FakeBotAPI, running: BotRunne
     assert running.db is not None and running.store is not None
     await running.store.close()  # write everything queued, then look
     async with running.db.sessions() as s:
-        kept = await s.get(Conversation, "8007")  # only the ids of the updates handled, for a day
+        kept = await s.get(Conversation, "tg:8007")  # only the ids of the updates handled, for a day
         assert kept is not None and kept.data["c"] is None and kept.expires_at is not None
         assert set(kept.data) <= {"c", "u", "m", "r", "f"}
     [welcome] = await p.send("/start")  # and the prospect can start afresh

@@ -110,7 +110,7 @@ def test_0007_keeps_alerts_and_conversations_and_drops_questions_that_could_name
             assert c.execute(
                 text("SELECT attempts, claimed_by, sending_at, failed_at FROM outbox")
             ).all() == [(2, None, None, None)]
-            assert c.execute(text("SELECT key, expires_at FROM conversations")).all() == [("42", None)]
+            assert c.execute(text("SELECT key, expires_at FROM conversations")).all() == [("tg:42", None)]
             assert c.execute(text("SELECT kind, key, count FROM stats")).all() == [("faq", "fees", 5)]
         downgrade_sync(url, "0006")
         with engine.connect() as c:
@@ -171,3 +171,41 @@ async def test_0008_turns_telegram_ids_into_channel_ids_and_back(db: Database) -
 
 async def _run(url: str, target: str) -> None:
     await asyncio.to_thread(upgrade_sync, url, target)
+
+
+async def test_0009_keys_conversations_and_submissions_by_channel(db: Database) -> None:
+    """A conversation ``123`` becomes ``tg:123`` and a submission ``123:456`` ``tg:123:456`` (so a
+    redelivered update is still recognised after the upgrade); down and up again keeps them."""
+    url = db.url
+    await db.dispose()
+    engine = create_async_engine(url)
+    await asyncio.to_thread(downgrade_sync, url, "0008")
+    async with engine.begin() as c:
+        await c.execute(
+            text(
+                "INSERT INTO conversations (key, data, updated_at) VALUES "
+                "('8001', '{\"u\": 7}', '2026-01-01'), ('-1001', '{\"u\": 9}', '2026-01-01')"
+            )
+        )
+        await c.execute(
+            text(
+                "INSERT INTO leads (id, kind, status, schemes, selfcheck, transcript, created_at, "
+                "updated_at) VALUES (1, 'lead', 'new', '[]', '{}', '[]', '2026-01-01', '2026-01-01')"
+            )
+        )
+        await c.execute(
+            text("INSERT INTO submissions (key, lead_id, created_at) VALUES ('8001:456', 1, '2026-01-01')")
+        )
+    for _ in range(2):
+        await _run(url, "head")
+        async with engine.connect() as c:
+            keys = (await c.execute(text("SELECT key FROM conversations ORDER BY key"))).scalars().all()
+            assert keys == ["tg:-1001", "tg:8001"]
+            assert (await c.execute(text("SELECT key FROM submissions"))).scalars().all() == ["tg:8001:456"]
+        await asyncio.to_thread(downgrade_sync, url, "0008")
+        async with engine.connect() as c:
+            keys = (await c.execute(text("SELECT key FROM conversations ORDER BY key"))).scalars().all()
+            assert keys == ["-1001", "8001"]
+            assert (await c.execute(text("SELECT key FROM submissions"))).scalars().all() == ["8001:456"]
+    await _run(url, "head")
+    await engine.dispose()

@@ -97,3 +97,27 @@ async def test_a_conversation_that_wakes_up_during_the_purge_is_kept(
     assert await keys(db) == set(woken)
     assert await store.load(woken[0]) == record(99)
     await store.close()
+
+
+async def test_redis_moves_a_conversation_kept_before_keys_had_a_channel(redis_prefix: str) -> None:
+    """Telegram conversations were kept as ``123``; now ``tg:123``. One kept before the upgrade is
+    found under its new key (moved there, with what was left of its expiry), not lost."""
+    from redis.asyncio import Redis
+
+    from bot import jsonio
+    from bot.storage import RedisStore
+
+    from .conftest import REDIS_URL
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        store = RedisStore(redis, ttl=timedelta(days=30), prefix=redis_prefix)
+        old = Record(last_update=41, recent=(41,))
+        await redis.set(f"{redis_prefix}:conversation:8001", jsonio.dumps(old.to_dict()), ex=3600)
+        assert await store.load("tg:8001") == old
+        assert await redis.get(f"{redis_prefix}:conversation:8001") is None
+        assert 0 < await redis.ttl(f"{redis_prefix}:conversation:tg:8001") <= 3600
+        assert await store.load("tg:8001") == old  # from its new key now
+        assert await store.load("tg:9999") is None
+    finally:
+        await redis.aclose()

@@ -133,7 +133,7 @@ async def test_state_survives_a_restart_mid_flow(api: FakeBotAPI, tmp_path) -> N
         await first.stop()
     engine = create_engine(settings.database_url.replace("+aiosqlite", ""))
     with engine.connect() as conn:
-        [(data,)] = conn.execute(text("select data from conversations where key = '2001'")).all()
+        [(data,)] = conn.execute(text("select data from conversations where key = 'tg:2001'")).all()
     engine.dispose()
     assert json.loads(data)["c"]["p"] == ["iso20000", "selfcheck", 2]  # at question 3 (index 2)
 

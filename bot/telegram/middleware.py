@@ -23,6 +23,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.types import Chat, TelegramObject, Update
 
+from bot.prospect import telegram_key
 from bot.storage import Record
 from bot.telegram.runtime import EMPTY, Runtime
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def conversation_key(chat: Chat) -> str:
-    return str(chat.id)
+    return telegram_key(chat.id)
 
 
 class ConversationMiddleware(BaseMiddleware):

@@ -15,6 +15,7 @@ from aiogram.types import Message, User
 from bot.engine.engine import Engine
 from bot.engine.events import Effect
 from bot.engine.state import State
+from bot.prospect import telegram_key
 from bot.settings import Settings
 from bot.storage import ConversationStore, Record
 from bot.telegram.isolation import ChatLocks
@@ -120,7 +121,7 @@ class Runtime:
     ) -> AsyncIterator[ChatSession | None]:
         """A chat's conversation, under its lock, saved afterwards. With ``update_id`` (an update
         of the chat itself): None if that update was handled before (a duplicate delivery)."""
-        key = str(chat_id)
+        key = telegram_key(chat_id)
         async with self.isolation.lock(StorageKey(bot_id=bot.id, chat_id=chat_id, user_id=chat_id)):
             record = await self.store.load(key) or EMPTY
             if update_id is not None and record.seen(update_id):
