@@ -16,9 +16,10 @@ from bot.db.engine import Database
 from bot.db.models import Outbox
 from bot.engine.render import MESSAGE_LIMIT, visible_length
 from bot.leads.repository import NOTE_LIMIT, LeadRepository, LeadSubmission
+from bot.leads.summary import alert_text
 from bot.prospect import ProspectId
 from bot.settings import Settings
-from bot.telegram.alerts import REFUSED_ATTEMPTS, alert_text
+from bot.telegram.alerts import REFUSED_ATTEMPTS
 from bot.telegram.staff import render_card
 
 from .fakebot import FakeBotAPI, Prospect

@@ -24,8 +24,8 @@ from bot.content import Content
 from bot.db.models import LEAD_STATUSES, Lead, LeadEvent
 from bot.engine.render import MESSAGE_LIMIT, visible_length
 from bot.leads.browse import LeadPage, LeadQuery
+from bot.leads.summary import alert_text
 from bot.settings import Settings
-from bot.telegram.alerts import alert_text
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ from bot.db.models import LEAD_STATUSES, Lead
 from bot.leads.browse import LeadQuery
 from bot.leads.export import export_chunks
 from bot.leads.repository import NOTE_LIMIT, LeadRepository
+from bot.leads.summary import alert_context
 from bot.prospect import CHANNELS
 from bot.settings import Settings
 from bot.staff.accounts import SESSION_DAYS, StaffAccounts, WebIdentity
-from bot.telegram.alerts import alert_context
 from bot.web.i18n import translator
 
 HERE = Path(__file__).resolve().parent

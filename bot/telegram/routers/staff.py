@@ -24,7 +24,8 @@ from aiogram.types import CallbackQuery, ForceReply, FSInputFile, Message
 
 from bot.db.models import LEAD_STATUSES
 from bot.leads.export import export_leads
-from bot.telegram.alerts import alert_buttons, alert_text
+from bot.leads.summary import alert_text
+from bot.telegram.alerts import alert_buttons
 from bot.telegram.filters import REFERENCE, answers_note_prompt
 from bot.telegram.runtime import Runtime
 from bot.telegram.staff import (
