@@ -130,8 +130,6 @@ class ConversationStore(Protocol):
         """Keep ``record``; ``durable``: written before this returns (no write-behind)."""
         ...
 
-    async def delete(self, key: str) -> None: ...
-
     async def close(self) -> None: ...
 
 
@@ -146,9 +144,6 @@ class MemoryStore:
 
     async def save(self, key: str, record: Record, *, durable: bool = False) -> None:
         self.records[key] = record
-
-    async def delete(self, key: str) -> None:
-        self.records.pop(key, None)
 
     async def close(self) -> None:
         return None
@@ -195,29 +190,21 @@ class SqlStore:
 
     async def save(self, key: str, record: Record, *, durable: bool = False) -> None:
         self._remember(key, record)
-        if self.flush_interval <= 0 and not record.forgotten:
-            await self._write({key: record})
+        if self.flush_interval > 0 and not (durable or record.forgotten):  # written behind
+            self._dirty[key] = record
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_loop(), name="conversation-flush")
+            if len(self._dirty) >= self.BATCH or not self._wake.is_set():
+                self._wake.set()
             return
-        if durable or record.forgotten:
+        if self.flush_interval <= 0:
+            await self._write({key: record})
+        else:
             async with self._writing:  # after a batch in flight that may hold an older record
                 self._dirty.pop(key, None)
                 await self._write({key: record})
-            if record.forgotten:  # /forget: the old record must not stay in the WAL or the file
-                await self.db.erase_traces()
-            return
-        self._dirty[key] = record
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_loop(), name="conversation-flush")
-        if len(self._dirty) >= self.BATCH or not self._wake.is_set():
-            self._wake.set()
-
-    async def delete(self, key: str) -> None:
-        """Forget a conversation at once (``/forget``): from the cache, the queue and the table.
-        A batch being written may hold it: the delete waits for that write, or it would be undone."""
-        async with self._writing:
-            self._cache.pop(key, None)
-            self._dirty.pop(key, None)
-            await self.db.run_write(lambda s: s.execute(delete(Conversation).where(Conversation.key == key)))
+        if record.forgotten:  # /forget: the old record must not stay in the WAL or the file
+            await self.db.erase_traces()
 
     async def commit_with(self, key: str, work: Callable[[Session], T], record: Callable[[T], Record]) -> T:
         """Run ``work`` and write the record ``record(result)`` in one transaction: a lead and
@@ -265,7 +252,7 @@ class SqlStore:
         while self._dirty:
             async with self._writing:
                 batch, self._dirty = self._dirty, {}
-                if not batch:  # deleted while this waited
+                if not batch:  # written at once (durable) while this waited
                     continue
                 try:
                     await self._write(batch)
@@ -382,9 +369,6 @@ class RedisStore:
     async def save(self, key: str, record: Record, *, durable: bool = False) -> None:
         data = jsonio.dumps(record.to_dict())
         await self.redis.set(self._key(key), data, ex=FORGOTTEN_KEPT if record.forgotten else self.ttl)
-
-    async def delete(self, key: str) -> None:
-        await self.redis.delete(self._key(key))
 
     async def close(self) -> None:
         return None  # the connection belongs to whoever made it

@@ -91,7 +91,7 @@ def hang(api: FakeBotAPI, chat_id: int, *, after: bool) -> Callable[[], int]:
         arrived[0] += 1
         if after:
             await original(p)
-        await asyncio.sleep(3600)
+        await asyncio.Event().wait()  # never answered
 
     api.m_sendMessage = held  # type: ignore[method-assign]
 

@@ -150,9 +150,9 @@ async def test_alerts_are_claimed_once_and_can_be_given_back(db: Database) -> No
     await repo.submit(sub("42:1"))
     await repo.submit(sub("7:1", user=7))
     first = await repo.due_alerts()
-    assert [o.lead_id for o, _ in first] == [1, 2]
+    assert [o.lead_id for o in first] == [1, 2]
     assert await repo.due_alerts() == []  # another sender (replica) finds them taken
-    await repo.alert_sent(first[0][0].id, 555)
-    await repo.release_alerts([o.id for o, _ in first], utcnow())  # the unsent one is given back
-    [(again, lead)] = await repo.due_alerts()
-    assert again.id == first[1][0].id and lead.id == 2
+    await repo.alert_sent(first[0].id, 555)
+    await repo.release_alerts([o.id for o in first], utcnow())  # the unsent one is given back
+    [again] = await repo.due_alerts()
+    assert again.id == first[1].id and again.lead_id == 2

@@ -54,12 +54,13 @@ async def make_idle(db: Database, which: ColumnElement[bool], days: int = 40) ->
     await db.run_write(lambda s: s.execute(idle))
 
 
-async def test_delete_and_purge(db: Database) -> None:
+async def test_purge_of_idle_conversations_and_of_what_forget_left(db: Database) -> None:
     store = await store_of(db, 3)
-    await store.delete("2")
-    assert await keys(db) == {"1", "3"} and await store.load("2") is None
+    await store.save("2", record(2).tombstone(9))  # /forget: the ids only, kept for a day
+    expire = update(Conversation).where(Conversation.key == "2").values(expires_at=utcnow() - timedelta(1))
+    await db.run_write(lambda s: s.execute(expire))
     await make_idle(db, Conversation.key == "1")
-    assert await store.purge(30) == 1
+    assert await store.purge(30) == 2
     assert await keys(db) == {"3"} and await store.load("1") is None
     await store.close()
 

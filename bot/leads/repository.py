@@ -334,11 +334,12 @@ class LeadRepository:
 
     async def due_alerts(
         self, limit: int = 10, lease: float = ALERT_LEASE, *, sender: str = "-"
-    ) -> list[tuple[Outbox, Lead]]:
+    ) -> list[Outbox]:
         """Claim the alerts that are due: each is leased to ``sender`` for ``lease`` seconds, so
         several replicas never send the same alert twice (one that crashes mid-send leaves it to
         the others once the lease is over). An alert whose ``sending_at`` is set was being sent
-        when its sender died: it may have reached the group (the caller marks it so)."""
+        when its sender died: it may have reached the group (the caller marks it so). The lead
+        is read as each is sent (``alert_sending``)."""
         now = utcnow()
         due = (
             select(Outbox.id)
@@ -357,13 +358,7 @@ class LeadRepository:
         if not ids:
             return []
         async with self.db.sessions() as session:
-            rows = await session.execute(
-                select(Outbox, Lead)
-                .join(Lead, Lead.id == Outbox.lead_id)
-                .where(Outbox.id.in_(ids))
-                .order_by(Outbox.id)
-            )
-            return [(o, lead) for o, lead in rows.all()]
+            return list(await session.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)))
 
     async def reclaim_alerts(self, sender: str) -> int:
         """At the start of the only sender (a polling process): what an earlier run claimed and

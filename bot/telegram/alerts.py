@@ -133,7 +133,7 @@ class AlertSender:
         handled: set[int] = set()
         resume_at = utcnow()
         try:
-            for outbox, _claimed_lead in claimed:
+            for outbox in claimed:
                 # The lead as it is now; None: the claim went to another sender, or the lead was
                 # erased (/forget) since it was queued.
                 lead = await self.repo.alert_sending(outbox.id, self.name)
@@ -174,7 +174,7 @@ class AlertSender:
                 handled.add(outbox.id)
         finally:
             # Claimed but not sent (flood control, or stopping): due again at once, not after the lease.
-            rest = [outbox.id for outbox, _ in claimed if outbox.id not in handled]
+            rest = [outbox.id for outbox in claimed if outbox.id not in handled]
             if rest:
                 await asyncio.shield(self.repo.release_alerts(rest, resume_at))
         return delivered
@@ -198,8 +198,7 @@ class AlertSender:
             log.error("staff alert %s refused by Telegram (%s); marked failed", outbox.id, description)
             return
         pause = min(MAX_PAUSE, self.base_pause * 2.0 ** min(outbox.attempts, 10))
-        outbox_id = outbox.id
         await self.repo.alert_failed(
-            outbox_id, description, utcnow() + timedelta(seconds=pause), answered=answered, refused=refused
+            outbox.id, description, utcnow() + timedelta(seconds=pause), answered=answered, refused=refused
         )
-        log.warning("staff alert %s failed (%s); retry in %.0fs", outbox_id, type(error).__name__, pause)
+        log.warning("staff alert %s failed (%s); retry in %.0fs", outbox.id, type(error).__name__, pause)

@@ -212,14 +212,10 @@ class FloodGate:
         self._turns: dict[int, asyncio.Lock] = {}
         """Waiting updates of a chat go in the order they came (an asyncio lock is fair)."""
 
-    async def admit(
-        self,
-        chat_id: int,
-        warn: Callable[[], Awaitable[Any]],
-        dropped: Callable[[], Awaitable[Any]] | None = None,
-    ) -> bool:
-        """Wait for this chat's turn; False if too many of its updates are waiting already (then
-        ``dropped`` is called, once per flood)."""
+    async def admit(self, chat_id: int, notify: Callable[[str], Awaitable[Any]]) -> bool:
+        """Wait for this chat's turn; False if too many of its updates are waiting already.
+        ``notify`` tells the prospect, once per flood each: ``flood_notice`` (they are slowed
+        down), ``flood_dropped`` (some of their messages were not read)."""
         bucket = self.buckets.get(chat_id)
         if chat_id in self.warned and bucket.full:  # calm since the last flood: a new one is told
             self.warned.discard(chat_id)
@@ -228,15 +224,15 @@ class FloodGate:
             return True
         if self.waiting.get(chat_id, 0) >= FLOOD_BACKLOG:
             log.warning("chat %s: flood, update dropped", chat_id)
-            if dropped is not None and chat_id not in self.dropped:
+            if chat_id not in self.dropped:
                 if len(self.dropped) > KEEP_BUCKETS:
                     self.dropped.clear()
                 self.dropped.add(chat_id)
-                await _notify(dropped, chat_id)
+                await _notify(notify, "flood_dropped", chat_id)
             return False
         if chat_id not in self.warned:
             self.warned.add(chat_id)
-            await _notify(warn, chat_id)
+            await _notify(notify, "flood_notice", chat_id)
         self.waiting[chat_id] = self.waiting.get(chat_id, 0) + 1
         turn = self._turns.setdefault(chat_id, asyncio.Lock())
         try:
@@ -250,8 +246,8 @@ class FloodGate:
         return True
 
 
-async def _notify(notice: Callable[[], Awaitable[Any]], chat_id: int) -> None:
+async def _notify(notify: Callable[[str], Awaitable[Any]], text: str, chat_id: int) -> None:
     try:
-        await notice()
+        await notify(text)
     except Exception:
         log.exception("flood notice to %s failed", chat_id)

@@ -53,11 +53,7 @@ class ConversationMiddleware(BaseMiddleware):
         key = conversation_key(chat)
         bot: Bot = data["bot"]
         runtime = self.runtime
-        if not await runtime.flood.admit(
-            chat.id,
-            lambda: self._flood_notice(bot, chat.id, data),
-            lambda: self._flood_notice(bot, chat.id, data, "flood_dropped"),
-        ):
+        if not await runtime.flood.admit(chat.id, lambda text: self._flood_notice(bot, chat.id, data, text)):
             await _answer(event)
             return UNHANDLED
         if chat.id in runtime.blocked:
@@ -84,10 +80,10 @@ class ConversationMiddleware(BaseMiddleware):
             result = await handler(event, data)
         except Exception:
             if not self.runtime.redeliver_failures:
-                await self.runtime.keep(session, record, event.update_id)
+                await self.runtime.keep(session, event.update_id)
             # else: not recorded as handled, so Telegram's redelivery is handled from the start
             raise
-        await self.runtime.keep(session, record, event.update_id)
+        await self.runtime.keep(session, event.update_id)
         return result
 
     async def _in_group(
@@ -122,9 +118,7 @@ class ConversationMiddleware(BaseMiddleware):
         # Written at once: a staff note or answer redelivered after a crash must not count twice.
         await self.runtime.store.save(key, Record(last_update=last, recent=recent), durable=True)
 
-    async def _flood_notice(
-        self, bot: Bot, chat_id: int, data: dict[str, Any], text: str = "flood_notice"
-    ) -> None:
+    async def _flood_notice(self, bot: Bot, chat_id: int, data: dict[str, Any], text: str) -> None:
         user = data.get("event_from_user")
         engine = self.runtime.engine
         locale = engine.locale_for(getattr(user, "language_code", None))

@@ -131,7 +131,7 @@ class Runtime:
             try:
                 yield session
             finally:
-                await self.keep(session, record, update_id)
+                await self.keep(session, update_id)
 
     @staticmethod
     def session_of(key: str, chat_id: int, bot: Bot, record: Record, update_id: int) -> ChatSession:
@@ -149,9 +149,10 @@ class Runtime:
             pending=list(record.pending),
         )
 
-    async def keep(self, session: ChatSession, record: Record, update_id: int | None) -> None:
+    async def keep(self, session: ChatSession, update_id: int | None) -> None:
         """Save the conversation after ``update_id`` (None: a change from staff); after /forget
         only the ids of the updates handled are kept (for a day: Telegram may redeliver one)."""
+        record = session.loaded
         if session.forgotten:
             await self.store.save(session.key, record.tombstone(update_id), durable=True)
             return
