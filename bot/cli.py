@@ -185,8 +185,19 @@ def chat(
 
 @app.command()
 def run() -> None:
-    """Run the Telegram bot (long polling)."""
-    settings = _bot_settings()
+    """Run the bot: the web chat and the staff dashboard, and Telegram (long polling) when
+    BOT_TOKEN is set."""
+    settings = Settings()
+    if settings.bot_token is not None and not settings.bot_token.get_secret_value().strip():
+        settings = settings.model_copy(update={"bot_token": None})
+    if settings.bot_token is None and not settings.web_enabled:
+        typer.echo(
+            "Nothing to run: BOT_TOKEN is not set and the web server is off (WEB_ENABLED=false).\n"
+            "Set BOT_TOKEN=<token from @BotFather> for Telegram, or WEB_ENABLED=true for the web chat.\n"
+            "To try the conversation in the terminal, run: python -m bot chat",
+            err=True,
+        )
+        raise typer.Exit(2)
     from aiogram.utils.token import TokenValidationError
 
     from bot.content import ContentError

@@ -11,23 +11,27 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiogram import Bot, Dispatcher
-from aiogram.fsm.storage.base import BaseEventIsolation, DefaultKeyBuilder
-from aiogram.fsm.storage.redis import RedisEventIsolation
 from aiohttp import web
 from redis.asyncio import Redis
 
 from bot.analytics import Analytics
 from bot.content import Content, load_content
+from bot.conversation.build import build_core
+from bot.conversation.core import ConversationCore
+from bot.conversation.live import LiveDesk
+from bot.conversation.locks import KeyLocks, Locks, RedisLocks
 from bot.db import create_database, upgrade
 from bot.db.engine import Database
 from bot.engine.engine import Engine
 from bot.leads.repository import LeadRepository
+from bot.prospect import TELEGRAM
 from bot.settings import Settings
 from bot.staff.accounts import StaffAccounts
 from bot.staff.livechats import LiveChatRepository
@@ -35,10 +39,13 @@ from bot.storage import ConversationStore, MemoryStore, RedisStore, SqlStore
 from bot.telegram.alerts import AlertSender
 from bot.telegram.app import build_bot, build_dispatcher, register_commands
 from bot.telegram.limits import BlockedChats
+from bot.telegram.live import TelegramStaffRoom
+from bot.telegram.presenter import TelegramOutlet
 from bot.telegram.reload import watch_content
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.runtime import Runtime
 from bot.web.app import build_web_app, start_web
+from bot.webchat import Visitors, WebChat
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,9 +76,9 @@ class Service:
     ) -> None:
         self.settings = settings
         self.memory = memory
+        """Keep conversations in memory only, with no database (leads, alerts, web are off)."""
         self.webhook = webhook
         """Updates come by webhook: each is acknowledged only once its conversation is saved."""
-        """Keep conversations in memory only, with no database (leads, alerts, web are off)."""
         self.tuning = tuning or Tuning()
         self.db: Database | None = None
         self.store: ConversationStore | None = None
@@ -79,38 +86,48 @@ class Service:
         self.analytics: Analytics | None = None
         self.accounts: StaffAccounts | None = None
         self.alerts: AlertSender | None = None
+        self.core: ConversationCore | None = None
+        self.desk: LiveDesk | None = None
+        self.webchat: WebChat | None = None
         self.bot: Bot | None = None
         self.dp: Dispatcher | None = None
         self.web: web.AppRunner | None = None
         self.web_port: int | None = None
         self.redis: Redis | None = None
-        self.isolation: BaseEventIsolation | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def runtime(self) -> Runtime:
-        assert self.dp is not None, "not started"
+        assert self.dp is not None, "Telegram is not running"
         runtime: Runtime = self.dp["runtime"]
         return runtime
 
     @property
+    def engine(self) -> Engine:
+        assert self.core is not None, "not started"
+        return self.core.engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        assert self.core is not None, "not started"
+        self.core.engine = engine
+
+    @property
     def content(self) -> Content:
-        return self.runtime.engine.content
+        return self.engine.content
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.settings.web_host}:{self.web_port}"
 
     async def start(self) -> Service:
         settings, tuning = self.settings, self.tuning
         content = load_content(settings.flows_dir)  # ContentError: the caller prints the problems
+        locks: Locks = KeyLocks()
         if settings.redis_url:
-            # Several replicas: conversations and per-chat locks in Redis, shared by all.
+            # Several replicas: conversations and per-conversation locks in Redis, shared by all.
             self.redis = Redis.from_url(settings.redis_url)
-            self.isolation = RedisEventIsolation(
-                self.redis,
-                key_builder=DefaultKeyBuilder(prefix=settings.redis_prefix),
-                lock_kwargs={
-                    "timeout": settings.redis_lock_timeout,
-                    "blocking_timeout": settings.redis_lock_timeout + 5,
-                },
-            )
+            locks = RedisLocks(self.redis, prefix=settings.redis_prefix, timeout=settings.redis_lock_timeout)
         if self.memory:
             self.store = MemoryStore()
         else:
@@ -131,52 +148,76 @@ class Service:
             self.accounts = StaffAccounts(db)
         self.blocked = BlockedChats(self.db)
         await self.blocked.load()
-        session_options: dict[str, Any] = {}
-        if tuning.request_timeout:
-            session_options["timeout"] = tuning.request_timeout
-        self.bot = bot = build_bot(
-            settings,
-            retry=RetryMiddleware(base_pause=tuning.retry_base_pause),
-            blocked=self.blocked,
-            **session_options,
-        )
-        if self.leads is not None and settings.staff_chat_id is not None:
-            # Polling: this process is the only sender (a second poller is refused by Telegram).
-            self.alerts = AlertSender(
-                bot, self.leads, content, base_pause=tuning.alert_base_pause, only_sender=not self.webhook
+        room: TelegramStaffRoom | None = None
+        if settings.bot_token is not None:
+            session_options: dict[str, Any] = {}
+            if tuning.request_timeout:
+                session_options["timeout"] = tuning.request_timeout
+            self.bot = bot = build_bot(
+                settings,
+                retry=RetryMiddleware(base_pause=tuning.retry_base_pause),
+                blocked=self.blocked,
+                **session_options,
             )
+            if self.leads is not None and settings.staff_chat_id is not None:
+                # Polling: this process is the only sender (a second poller is refused by Telegram).
+                self.alerts = AlertSender(
+                    bot, self.leads, content, base_pause=tuning.alert_base_pause, only_sender=not self.webhook
+                )
+                room = TelegramStaffRoom(bot, settings.staff_chat_id, lambda: self.content.default_locale)
         engine = Engine(
             content, default_locale=settings.default_locale, retention_days=settings.retention_days
         )
-        self.dp = build_dispatcher(
+        alerts = self.alerts
+        self.core, self.desk = core, desk = build_core(
             settings,
-            engine=engine,
-            store=self.store,
+            engine,
+            self.store,
             leads=self.leads,
-            alerts=self.alerts,
             analytics=self.analytics,
-            isolation=self.isolation,
-            blocked=self.blocked,
-            redeliver_failures=self.webhook,
+            locks=locks,
             live=LiveChatRepository(self.db) if self.db is not None else None,
+            room=room,
+            wake_alerts=alerts.wake if alerts is not None else None,
+            erase_alerts=alerts.erase_posted if alerts is not None else None,
+            redeliver_failures=self.webhook,
         )
+        if room is not None:
+            room.desk = desk
+        if self.bot is not None:
+            self.dp = build_dispatcher(
+                settings,
+                core=core,
+                leads=self.leads,
+                alerts=self.alerts,
+                room=room,
+                blocked=self.blocked,
+            )
+            core.outlets[TELEGRAM] = TelegramOutlet(self.bot, core)
         if self.alerts is not None:
             self.alerts.start()
         if isinstance(self.store, SqlStore):
             self._spawn(purge_idle_conversations(self.store, settings.retention_days, tuning.purge_every))
         if settings.watch_flows:
-            self._spawn(watch_content(bot, self.runtime, settings.flows_dir))
+            self._spawn(watch_content(self.bot, self, settings.flows_dir))
         if settings.web_enabled and self.leads is not None and self.accounts is not None:
+            wake = self.alerts.wake if self.alerts is not None else None
+            self.webchat = WebChat(settings, core, Visitors(self.db), leads=self.leads, wake_alerts=wake)
             app = build_web_app(
                 settings,
                 leads=self.leads,
                 accounts=self.accounts,
-                content=lambda: self.runtime.engine.content,
+                content=lambda: self.content,
                 analytics=self.analytics,
-                wake_alerts=self.alerts.wake if self.alerts is not None else None,
+                wake_alerts=wake,
+                webchat=self.webchat,
             )
             self.web, self.web_port = await start_web(app, settings.web_host, settings.web_port)
-            log.info("staff dashboard on http://%s:%s/", settings.web_host, self.web_port)
+            log.info("web chat on %s/chat", self.web_url)
+            log.info("staff dashboard on %s/", self.web_url)
+            self._spawn(
+                purge_idle_visitors(self.webchat.visitors, settings.retention_days, tuning.purge_every)
+            )
         # Importing aiogram and pydantic leaves ~200k long-lived objects: keep them out of the
         # garbage collector's full passes, which otherwise pause the bot ~0.2 s each.
         gc.collect()
@@ -240,14 +281,41 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
 
 
 async def run(settings: Settings) -> None:
-    """``python -m bot run``: start, poll until Ctrl-C, stop cleanly."""
+    """``python -m bot run``: start, poll Telegram (when there is a token) and serve the web chat
+    until Ctrl-C or SIGTERM, stop cleanly."""
     service = Service(settings)
     try:
         await service.start()
-        await service.announce()
-        await service.poll(handle_signals=True)
+        if service.bot is not None:
+            await service.announce()
+            await service.poll(handle_signals=True)
+        else:
+            log.warning("BOT_TOKEN is not set: Telegram is off; the web chat and the dashboard run")
+            await until_stopped()
     finally:
         await service.stop()
+
+
+async def until_stopped() -> None:
+    """Wait for Ctrl-C (SIGINT) or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def purge_idle_visitors(visitors: Visitors, days: int, every: float = 3600.0) -> None:
+    """Forget web chat sessions idle as long as conversations are kept."""
+    while True:
+        try:
+            purged = await visitors.purge(days)
+            if purged:
+                log.info("forgot %d web chat sessions idle for %d days", purged, days)
+        except Exception:
+            log.exception("purging idle web chat sessions failed")
+        await asyncio.sleep(every)
 
 
 async def purge_idle_conversations(store: SqlStore, days: int, every: float = 3600.0) -> None:

@@ -6,6 +6,7 @@ import ipaddress
 import string
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -48,6 +49,27 @@ class Settings(BaseSettings):
     )
     web_cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only (set when behind TLS)"
+    )
+    web_public_url: str | None = Field(
+        default=None, description="The address the web server is reached at from outside (links to it)"
+    )
+    webchat_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Sites that may embed the web chat widget (https://www.example.com), comma-separated",
+    )
+    webchat_rate: float = Field(
+        default=1.0, gt=0, description="A web visitor's actions a second, beyond a burst"
+    )
+    webchat_burst: float = Field(default=10.0, ge=1, description="A web visitor's burst of actions")
+    webchat_rate_per_address: float = Field(
+        default=20.0, gt=0, description="Web chat requests a second from one address, beyond a burst"
+    )
+    webchat_burst_per_address: float = Field(
+        default=100.0, ge=1, description="Burst of requests from one address"
+    )
+    webchat_sessions_per_hour: int = Field(default=30, ge=1, description="New web chats per address per hour")
+    webchat_max_text: int = Field(
+        default=2000, ge=1, le=20000, description="Longest web chat message (characters)"
     )
     timezone: str = Field(default="Asia/Shanghai", description="Staff's time zone (working hours, stats)")
     working_hours: str = Field(
@@ -122,6 +144,19 @@ class Settings(BaseSettings):
             value = [part.strip() for part in value.split(",") if part.strip()]
         for part in value:
             ipaddress.ip_network(part, strict=False)  # ValueError for a typo
+        return value
+
+    @field_validator("webchat_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+                raise ValueError(
+                    f"WEBCHAT_ORIGINS: {origin!r} is not an origin such as https://www.example.com"
+                )
         return value
 
     @field_validator("admin_ids", mode="before")

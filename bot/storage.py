@@ -66,11 +66,20 @@ class Record:
     the next update of the chat (or a redelivery of the same one)."""
     forgotten: bool = False
     """What /forget leaves: only the update ids (no state, no transcript); expires in a day."""
+    log: tuple[dict[str, Any], ...] = ()
+    """The messages a channel shows again after a reload (the web chat's transcript), each with
+    its sequence number ``seq``; the newest ``LOG_LIMIT``."""
+    seq: int = 0
+    """The last sequence number given to a message of ``log`` (kept by /forget: a client that
+    resumes after it must not miss a message)."""
+    clients: tuple[tuple[str, int, int], ...] = ()
+    """The last actions of a client that resends (the web chat's client ids), each with the range
+    of ``log`` its answer took: a resend is answered with the same messages, not handled again."""
 
     def tombstone(self, update_id: int | None) -> Record:
         """What is kept after /forget, once ``update_id`` is handled: the ids, nothing else."""
         last, recent = self.after(update_id)
-        return Record(last_update=last, recent=recent, forgotten=True)
+        return Record(last_update=last, recent=recent, forgotten=True, seq=self.seq)
 
     def seen(self, update_id: int) -> bool:
         """Whether an update was handled already (a redelivery). Several replicas may handle a
@@ -106,6 +115,12 @@ class Record:
             out["p"] = list(self.pending)
         if self.forgotten:
             out["f"] = True
+        if self.log:
+            out["l"] = list(self.log)
+        if self.seq:
+            out["s"] = self.seq
+        if self.clients:
+            out["q"] = [list(c) for c in self.clients]
         return out
 
     @classmethod
@@ -120,6 +135,9 @@ class Record:
             recent=tuple(data.get("r", ())),
             pending=tuple(data.get("p", ())),
             forgotten=bool(data.get("f", False)),
+            log=tuple(data.get("l", ())),
+            seq=int(data.get("s", 0)),
+            clients=tuple((str(c[0]), int(c[1]), int(c[2])) for c in data.get("q", ())),
         )
 
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from aiogram.fsm.storage.base import StorageKey
-
-from bot.telegram.isolation import ChatLocks
+from bot.conversation.locks import KeyLocks
 
 
-def key(chat: int) -> StorageKey:
-    return StorageKey(bot_id=1, chat_id=chat, user_id=chat)
+def key(chat: int) -> str:
+    return f"tg:{chat}"
 
 
 async def test_one_chat_in_order_and_locks_are_freed() -> None:
-    locks = ChatLocks()
+    locks = KeyLocks()
     order: list[str] = []
 
     async def job(chat: int, name: str, pause: float) -> None:
@@ -30,7 +28,7 @@ async def test_one_chat_in_order_and_locks_are_freed() -> None:
 
 
 async def test_a_cancelled_waiter_frees_its_place() -> None:
-    locks = ChatLocks()
+    locks = KeyLocks()
     async with locks.lock(key(1)):
         waiter = asyncio.create_task(_enter(locks))
         await asyncio.sleep(0.01)
@@ -39,6 +37,6 @@ async def test_a_cancelled_waiter_frees_its_place() -> None:
     assert len(locks) == 0
 
 
-async def _enter(locks: ChatLocks) -> None:
+async def _enter(locks: KeyLocks) -> None:
     async with locks.lock(key(1)):
         pass

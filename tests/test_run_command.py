@@ -75,6 +75,49 @@ async def test_run_polls_answers_and_stops_cleanly_on_ctrl_c(api: FakeBotAPI, tm
     assert (tmp_path / "data" / "bot.db").exists()  # migrated on start
 
 
+async def test_run_without_a_token_serves_the_web_chat(tmp_path: Path) -> None:
+    """A new user's first ``make run``: no BOT_TOKEN, and the web chat works all the same."""
+    env = {k: v for k, v in os.environ.items() if k not in {"BOT_TOKEN", "DATABASE_URL", "FLOWS_DIR"}}
+    env.update(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.db'}",
+        LOG_LEVEL="INFO",
+        WEB_PORT="0",
+        WATCH_FLOWS="false",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run",
+        cwd=tmp_path, env={**env, "FLOWS_DIR": str(FLOWS)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    log = b""
+    try:
+        while b"web chat on" not in log:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert line, log.decode()
+            log += line
+        match = re.search(rb"web chat on (http://127\.0\.0\.1:\d+)/chat", log)
+        assert match, log.decode()
+        base = match.group(1).decode()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/chat") as page:
+                assert page.status == 200 and 'id="certbot-chat"' in await page.text()
+            async with http.post(base + "/chat/api/session", json={"lang": "en"}) as response:
+                token = (await response.json())["token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            body = {"client_id": "c1", "command": "start"}
+            async with http.post(base + "/chat/api/send", json=body, headers=headers) as response:
+                messages = (await response.json())["messages"]
+        assert "certification assistant" in messages[0]["text"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest = await asyncio.wait_for(proc.stdout.read(), 30)
+        code = await asyncio.wait_for(proc.wait(), 30)
+    assert code == 0, (log + rest).decode()
+    assert b"Traceback" not in log + rest
+    assert b"BOT_TOKEN is not set: Telegram is off" in log + rest
+
+
 async def test_run_refuses_invalid_content(api: FakeBotAPI, tmp_path: Path) -> None:
     flows = tmp_path / "flows"
     shutil.copytree(FLOWS, flows)

@@ -154,7 +154,7 @@ async def test_a_note_delivered_twice_in_the_staff_group_is_saved_once(
     [saved] = await group.send_twice("周二回电", reply_to=prompt)
     assert await notes(running) == ["周二回电", "已签合同"]
     # The group's record holds the updates handled, and nothing of any conversation.
-    record = await running.runtime.store.load(f"tg:{STAFF_CHAT}")
+    record = await running.runtime.core.store.load(f"tg:{STAFF_CHAT}")
     assert record is not None and group.last_update_id in record.recent
     assert (record.state, record.menu_id, record.transcript) == (None, None, ())
 

@@ -246,3 +246,16 @@ class BlockedChat(Base):
 
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     blocked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebVisitor(Base):
+    """A web chat visitor's session: the server-issued token (only its SHA-256 kept) and the
+    random id their conversation and leads are keyed by (``web:<external_id>``)."""
+
+    __tablename__ = "web_visitors"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(32), unique=True)
+    locale: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

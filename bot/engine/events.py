@@ -75,8 +75,9 @@ class Reply:
     text: str
     """Telegram HTML."""
     buttons: tuple[tuple[Button, ...], ...] = ()
-    kind: Literal["view", "notice"] = "view"
-    """``view`` shows a step (a button press may edit the message into it); ``notice`` is a remark."""
+    kind: Literal["view", "notice", "staff"] = "view"
+    """``view`` shows a step (a button press may edit the message into it); ``notice`` is a
+    remark; ``staff``: a consultant's answer in a live chat."""
     request_contact: str | None = None
     """Label of a "share my phone number" button the channel should offer with this reply."""
 

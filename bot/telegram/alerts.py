@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot
@@ -178,6 +179,22 @@ class AlertSender:
             if rest:
                 await asyncio.shield(self.repo.release_alerts(rest, resume_at))
         return delivered
+
+    async def erase_posted(self, posted: Sequence[Outbox]) -> int:
+        """/forget: the alerts already posted about an erased prospect are edited to say so
+        (best effort: a message may have been deleted in the group). How many were edited."""
+        edited = 0
+        for outbox in posted:
+            lead = await self.repo.get(outbox.lead_id)
+            if lead is None or outbox.message_id is None:
+                continue
+            text = self.content.t("staff_alert_erased", self.content.default_locale, reference=lead.reference)
+            with contextlib.suppress(TelegramAPIError):
+                await self.bot.edit_message_text(
+                    chat_id=outbox.chat_id, message_id=outbox.message_id, text=text
+                )
+                edited += 1
+        return edited
 
     async def _erase_if_forgotten(self, chat_id: int, message_id: int, lead: Lead) -> None:
         """The prospect was erased while their alert was on its way: take the details out."""

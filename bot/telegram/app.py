@@ -12,25 +12,23 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
-from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.types import BotCommand, ErrorEvent
 
 from bot.analytics import Analytics
 from bot.content import Content
+from bot.conversation.build import build_core
+from bot.conversation.core import ConversationCore, EffectHandler
 from bot.engine.engine import Engine
 from bot.leads.repository import LeadRepository
 from bot.settings import Settings
-from bot.staff.livechats import LiveChatRepository
 from bot.storage import ConversationStore
 from bot.telegram.alerts import AlertSender
-from bot.telegram.isolation import ChatLocks
-from bot.telegram.leads import lead_effects
 from bot.telegram.limits import BlockedChats, SendLimiter
-from bot.telegram.live import LiveDesk
+from bot.telegram.live import TelegramStaffRoom
 from bot.telegram.middleware import ConversationMiddleware
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.routers import admin, conversation, handoff, membership, staff
-from bot.telegram.runtime import EffectHandler, Runtime
+from bot.telegram.runtime import Runtime
 from bot.telegram.session import BotSession
 
 log = logging.getLogger(__name__)
@@ -73,42 +71,46 @@ def build_bot(
 def build_dispatcher(
     settings: Settings,
     *,
-    engine: Engine,
-    store: ConversationStore,
+    core: ConversationCore | None = None,
+    engine: Engine | None = None,
+    store: ConversationStore | None = None,
     leads: LeadRepository | None = None,
     alerts: AlertSender | None = None,
     analytics: Analytics | None = None,
-    isolation: BaseEventIsolation | None = None,
     effect_handlers: list[EffectHandler] | None = None,
-    live: LiveChatRepository | None = None,
+    room: TelegramStaffRoom | None = None,
     blocked: BlockedChats | None = None,
     redeliver_failures: bool = False,
 ) -> Dispatcher:
-    """``redeliver_failures`` (webhook): an update whose handling failed for a reason other than
-    the Bot API (the database, Redis) is answered with an error, so Telegram delivers it again."""
+    """The Telegram adapter on ``core`` (or, for the tests and benchmarks, on a core of its own
+    over ``engine`` and ``store``). ``redeliver_failures`` (webhook): an update whose handling
+    failed for a reason other than the Bot API (the database, Redis) is answered with an error,
+    so Telegram delivers it again."""
+    if core is None:
+        assert engine is not None and store is not None, "build_dispatcher: a core, or an engine and a store"
+        core, _desk = build_core(
+            settings,
+            engine,
+            store,
+            leads=leads,
+            analytics=analytics,
+            wake_alerts=alerts.wake if alerts is not None else None,
+            erase_alerts=alerts.erase_posted if alerts is not None else None,
+            effect_handlers=effect_handlers,
+            redeliver_failures=redeliver_failures,
+        )
     runtime = Runtime(
         settings=settings,
-        engine=engine,
-        store=store,
+        core=core,
         leads=leads,
         alerts=alerts,
-        analytics=analytics,
-        isolation=isolation or ChatLocks(),
+        live=room,
         blocked=blocked or BlockedChats(None),
-        redeliver_failures=redeliver_failures,
     )
-    if effect_handlers is not None:
-        runtime.effect_handlers = effect_handlers
-    elif leads is not None:
-        runtime.effect_handlers = [lead_effects(leads, alerts, engine.content, store)]
-    if live is not None:
-        runtime.live = LiveDesk(runtime, live)
-        # First: /forget closes the live chat before the leads (and live chats) are erased.
-        runtime.effect_handlers.insert(0, runtime.live.on_effect)
-    # aiogram's FSM is not used: the engine's state lives in `store`, and the conversation
-    # middleware takes the per-chat lock of `isolation` itself.
+    # aiogram's FSM is not used: the engine's state lives in the core's store, and the
+    # conversation middleware takes the per-conversation lock itself.
     dp = Dispatcher(disable_fsm=True, runtime=runtime)
-    dp.update.outer_middleware(ConversationMiddleware(runtime, runtime.isolation))
+    dp.update.outer_middleware(ConversationMiddleware(runtime))
     # The conversation first: prospects' updates (nearly all of them) stop there.
     dp.include_routers(
         conversation.build_router(),
@@ -117,7 +119,7 @@ def build_dispatcher(
         handoff.build_router(),
         membership.build_router(),
     )
-    dp.errors.register(_on_error if not redeliver_failures else _on_error_redeliver)
+    dp.errors.register(_on_error if not core.redeliver_failures else _on_error_redeliver)
     return dp
 
 

@@ -1,6 +1,6 @@
 """Loads a chat's conversation before its update is handled and saves it after.
 
-It holds the chat's lock of an event isolation (in-process, or Redis for several replicas) from
+It holds the conversation's lock (in-process, or Redis for several replicas) from
 loading to saving: one chat's updates are handled one at a time and in order. An update whose id
 is not newer than the last one handled for the chat is a duplicate (a redelivery, a double
 delivery after a restart) and is dropped.
@@ -8,7 +8,7 @@ delivery after a restart) and is dropped.
 Groups' updates (the staff group's: commands, notes, answers in live chats) are deduplicated the
 same way, under the group's lock, in a record of the group's own that holds only the ids of the
 updates handled (no engine state, nothing personal). No flood gate applies to groups, and their
-handlers get no ``chat_session``.
+handlers get no ``turn``.
 """
 
 from __future__ import annotations
@@ -20,37 +20,27 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
-from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
-from aiogram.types import Chat, TelegramObject, Update
+from aiogram.types import Chat, TelegramObject, Update, User
 
-from bot.prospect import telegram_key
+from bot.prospect import ProspectId, telegram_key
 from bot.storage import Record
-from bot.telegram.runtime import EMPTY, Runtime
+from bot.telegram.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-
-def conversation_key(chat: Chat) -> str:
-    return telegram_key(chat.id)
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
 class ConversationMiddleware(BaseMiddleware):
-    def __init__(self, runtime: Runtime, isolation: BaseEventIsolation) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.isolation = isolation
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         chat: Chat | None = data.get("event_chat")
         if not isinstance(event, Update) or chat is None:
             return await handler(event, data)
         if chat.type != "private":
             return await self._in_group(handler, event, data, chat)
-        key = conversation_key(chat)
         bot: Bot = data["bot"]
         runtime = self.runtime
         if not await runtime.flood.admit(chat.id, lambda text: self._flood_notice(bot, chat.id, data, text)):
@@ -58,48 +48,27 @@ class ConversationMiddleware(BaseMiddleware):
             return UNHANDLED
         if chat.id in runtime.blocked:
             await runtime.blocked.unmark(chat.id)  # they write again: they unblocked the bot
-        async with self.isolation.lock(StorageKey(bot_id=bot.id, chat_id=chat.id, user_id=chat.id)):
-            return await self._handle(handler, event, data, key)
+        user: User | None = data.get("event_from_user")
+        async with runtime.core.conversation(
+            telegram_key(chat.id),
+            update_id=event.update_id,
+            prospect=ProspectId.telegram(chat.id, user.username if user else None),
+            name=user.full_name if user else None,
+            language=user.language_code if user else None,
+        ) as turn:
+            if turn is None:  # handled before: a redelivery
+                await _answer(event)
+                return UNHANDLED
+            data["turn"] = turn
+            return await handler(event, data)
 
-    async def _handle(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: Update,
-        data: dict[str, Any],
-        key: str,
-    ) -> Any:
-        store = self.runtime.store
-        record = await store.load(key) or EMPTY
-        if record.seen(event.update_id):
-            log.info("update %s for %s is a duplicate; dropped", event.update_id, key)
-            await _answer(event)
-            return UNHANDLED
-        session = self.runtime.session_of(key, event_chat_id(data), data["bot"], record, event.update_id)
-        data["chat_session"] = session
-        try:
-            result = await handler(event, data)
-        except Exception:
-            if not self.runtime.redeliver_failures:
-                await self.runtime.keep(session, event.update_id)
-            # else: not recorded as handled, so Telegram's redelivery is handled from the start
-            raise
-        await self.runtime.keep(session, event.update_id)
-        return result
-
-    async def _in_group(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: Update,
-        data: dict[str, Any],
-        chat: Chat,
-    ) -> Any:
+    async def _in_group(self, handler: Handler, event: Update, data: dict[str, Any], chat: Chat) -> Any:
         """A group's update, handled once. The group's lock is taken here only: handlers may take
         a prospect's lock (``/close`` in a live chat), never the group's."""
-        key = conversation_key(chat)
-        bot: Bot = data["bot"]
-        store = self.runtime.store
-        async with self.isolation.lock(StorageKey(bot_id=bot.id, chat_id=chat.id, user_id=chat.id)):
-            record = await store.load(key) or EMPTY
+        key = telegram_key(chat.id)
+        core = self.runtime.core
+        async with core.locks.lock(key):
+            record = await core.store.load(key) or Record()
             if record.seen(event.update_id):
                 log.info("update %s for %s is a duplicate; dropped", event.update_id, key)
                 await _answer(event)
@@ -107,7 +76,7 @@ class ConversationMiddleware(BaseMiddleware):
             try:
                 result = await handler(event, data)
             except Exception:
-                if not self.runtime.redeliver_failures:
+                if not core.redeliver_failures:
                     await self._handled_in_group(key, record, event.update_id)
                 raise
             await self._handled_in_group(key, record, event.update_id)
@@ -116,7 +85,7 @@ class ConversationMiddleware(BaseMiddleware):
     async def _handled_in_group(self, key: str, record: Record, update_id: int) -> None:
         last, recent = record.after(update_id)
         # Written at once: a staff note or answer redelivered after a crash must not count twice.
-        await self.runtime.store.save(key, Record(last_update=last, recent=recent), durable=True)
+        await self.runtime.core.store.save(key, Record(last_update=last, recent=recent), durable=True)
 
     async def _flood_notice(self, bot: Bot, chat_id: int, data: dict[str, Any], text: str) -> None:
         user = data.get("event_from_user")
@@ -134,8 +103,3 @@ async def _answer(update: Update) -> None:
         await update.callback_query.answer()
     except TelegramAPIError as e:
         log.info("could not answer a press that is dropped: %s", e)
-
-
-def event_chat_id(data: dict[str, Any]) -> int:
-    chat: Chat = data["event_chat"]
-    return chat.id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
@@ -12,11 +13,12 @@ from aiogram.types import (
     KeyboardButton,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
-    User,
 )
 
-from bot.engine.events import Button, Command, Event, ForgetRequested, Reply, Result, SharedContact, TextIn
-from bot.telegram.runtime import ChatSession, Runtime
+from bot.conversation.core import ConversationCore
+from bot.conversation.turn import Turn
+from bot.engine.events import Button, Event, Reply, Result
+from bot.engine.state import State
 
 log = logging.getLogger(__name__)
 
@@ -40,72 +42,52 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     return _markup(reply.buttons) if reply.buttons else None
 
 
-def transcript_line(event: Event) -> str | None:
-    if isinstance(event, TextIn):
-        return "> " + event.text
-    if isinstance(event, Command):
-        return f"> /{event.name} {event.arg}".rstrip()
-    if isinstance(event, SharedContact):
-        return "> [shared contact]"
-    return None
-
-
 async def present(
     bot: Bot,
-    runtime: Runtime,
+    core: ConversationCore,
     chat_id: int,
-    chat: ChatSession,
+    turn: Turn,
     result: Result,
     *,
-    user: User | None = None,
     event: Event | None = None,
     edit_message_id: int | None = None,
 ) -> None:
-    """Carry out the effects, keep the new state, then send (or edit into place) the replies.
+    """Carry out the turn (effects first, then the new state: ``ConversationCore.apply``), then
+    send (or edit into place) the replies. If an effect failed, the prospect is told so."""
+    replies = await core.apply(turn, result, event)
+    if replies is None:
+        await bot.send_message(chat_id=chat_id, text=core.failure(turn, result).text)
+        return
+    await show(bot, core, chat_id, turn, result.state, replies, edit_message_id=edit_message_id)
 
-    Effects come first: if one fails (the lead could not be saved), the state stays where it was,
-    so the prospect can press the same button again, and is told so.
-    """
-    content = runtime.engine.content
-    if result.effects:
-        chat.durable = True  # a lead, a live chat...: the conversation is written before the ack
-        chat.next_state = result.state
-    for effect in result.effects:
-        try:
-            for handler in runtime.effect_handlers:
-                chat.pending.extend(await handler(effect, chat, user))
-        except Exception:
-            log.exception("effect %s of conversation %s failed", effect.name, chat.key)
-            locale = chat.state.locale if chat.state else result.state.locale
-            await bot.send_message(chat_id=chat_id, text=content.t("save_failed", locale))
-            return
-        if isinstance(effect, ForgetRequested):
-            chat.forgotten = True  # only once the leads are cleared: then the conversation goes too
-            chat.pending.clear()
-    before = chat.state
-    if runtime.analytics is not None:
-        runtime.analytics.observe(content, chat.key, before, result)
-    chat.state = result.state
-    line = transcript_line(event) if event is not None else None
-    if line is not None:
-        chat.note(line)
-    if before is None or (before.flow, before.step) != (result.state.flow, result.state.step):
-        chat.note(f"@{result.state.flow}.{result.state.step}")
-    replies = result.replies
-    if chat.contact_keyboard and not runtime.engine.asks_for_contact(result.state):
+
+async def show(
+    bot: Bot,
+    core: ConversationCore,
+    chat_id: int,
+    turn: Turn,
+    state: State,
+    replies: Sequence[Reply],
+    *,
+    edit_message_id: int | None = None,
+) -> None:
+    """Send (or edit into place) ``replies`` in the conversation now at ``state``, then what is
+    owed to the prospect."""
+    content = core.engine.content
+    if turn.contact_keyboard and not core.engine.asks_for_contact(state):
         await bot.send_message(
             chat_id=chat_id,
-            text=content.t("contact_received", result.state.locale),
+            text=content.t("contact_received", state.locale),
             reply_markup=ReplyKeyboardRemove(remove_keyboard=True),
         )
-        chat.contact_keyboard = False
+        turn.contact_keyboard = False
     if edit_message_id is not None and len(replies) == 1 and replies[0].kind == "view":
         reply = replies[0]
         try:
             await bot.edit_message_text(
                 chat_id=chat_id, message_id=edit_message_id, text=reply.text, reply_markup=keyboard(reply)
             )
-            chat.menu_id = edit_message_id
+            turn.menu_id = edit_message_id
             replies = []
         except TelegramBadRequest as e:
             if "message is not modified" in e.message:
@@ -115,32 +97,35 @@ async def present(
     for reply in replies:
         sent = await bot.send_message(chat_id=chat_id, text=reply.text, reply_markup=keyboard(reply))
         if reply.buttons:
-            chat.menu_id = sent.message_id
-        if reply.request_contact and not chat.contact_keyboard:
+            turn.menu_id = sent.message_id
+        if reply.request_contact and not turn.contact_keyboard:
             share = KeyboardButton(text=reply.request_contact, request_contact=True)
             await bot.send_message(
                 chat_id=chat_id,
-                text=content.t("contact_hint", result.state.locale),
+                text=content.t("contact_hint", state.locale),
                 reply_markup=ReplyKeyboardMarkup(
                     keyboard=[[share]], resize_keyboard=True, one_time_keyboard=True
                 ),
             )
-            chat.contact_keyboard = True
+            turn.contact_keyboard = True
     # What is owed (a reference number, also one a crash kept from being sent) comes last.
-    while chat.pending:
-        await bot.send_message(chat_id=chat_id, text=chat.pending[0])
-        del chat.pending[0]
+    while turn.pending:
+        await bot.send_message(chat_id=chat_id, text=turn.pending[0])
+        del turn.pending[0]
 
 
-async def respond(
-    bot: Bot,
-    runtime: Runtime,
-    chat_id: int,
-    chat: ChatSession,
-    user: User | None,
-    event: Event,
-) -> None:
+async def respond(bot: Bot, core: ConversationCore, chat_id: int, turn: Turn, event: Event) -> None:
     """Hand an event to the engine and show the result as new messages."""
-    language = user.language_code if user is not None else None
-    result = runtime.engine.handle(chat.state, event, language_code=language)
-    await present(bot, runtime, chat_id, chat, result, user=user, event=event)
+    await present(bot, core, chat_id, turn, core.handle(turn, event), event=event)
+
+
+class TelegramOutlet:
+    """Shows replies to a Telegram prospect outside a turn of theirs (``Outlet``)."""
+
+    def __init__(self, bot: Bot, core: ConversationCore) -> None:
+        self.bot = bot
+        self.core = core
+
+    async def show(self, turn: Turn, state: State, replies: Sequence[Reply]) -> None:
+        assert turn.prospect is not None
+        await show(self.bot, self.core, turn.prospect.telegram_chat, turn, state, replies)

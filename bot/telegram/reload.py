@@ -13,13 +13,18 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from aiogram import Bot
 from aiogram.types import Message
 
 from bot.content import ContentError, load_content
 from bot.engine.engine import Engine
+from bot.settings import Settings
 from bot.telegram.runtime import Runtime
+
+if TYPE_CHECKING:
+    from bot.telegram.alerts import AlertSender
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +40,16 @@ class Reloaded:
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-async def reload_content(runtime: Runtime) -> Reloaded:
+class Serving(Protocol):
+    """What serves the content: the engine is replaced when it is reloaded (the bot process, or
+    the Telegram adapter's runtime)."""
+
+    settings: Settings
+    engine: Engine
+    alerts: AlertSender | None
+
+
+async def reload_content(runtime: Serving) -> Reloaded:
     """Load, check and compile the content off the event loop; swap it in if it is valid."""
     settings = runtime.settings
     current = runtime.engine
@@ -75,7 +89,7 @@ def report(result: Reloaded) -> str:
     return f"Content unchanged ({result.version})."
 
 
-async def notify_admins(bot: Bot, runtime: Runtime, text: str) -> None:
+async def notify_admins(bot: Bot, runtime: Serving, text: str) -> None:
     for admin in runtime.settings.admin_ids:
         try:
             await bot.send_message(chat_id=admin, text=text[:4000], parse_mode=None)
@@ -83,13 +97,14 @@ async def notify_admins(bot: Bot, runtime: Runtime, text: str) -> None:
             log.warning("could not tell admin %s about the content: %s", admin, e)
 
 
-async def watch_content(bot: Bot, runtime: Runtime, folder: Path, *, debounce_ms: int = 500) -> None:
-    """Reload whenever a file under ``folder`` changes; tell the admins when it is rejected."""
+async def watch_content(bot: Bot | None, runtime: Serving, folder: Path, *, debounce_ms: int = 500) -> None:
+    """Reload whenever a file under ``folder`` changes; tell the admins (in Telegram, when it
+    runs) when it is rejected."""
     from watchfiles import awatch
 
     async for _changes in awatch(folder, debounce=debounce_ms, recursive=True):
         result = await reload_content(runtime)
-        if not result.ok or result.changed:
+        if bot is not None and (not result.ok or result.changed):
             await notify_admins(bot, runtime, report(result))
 
 

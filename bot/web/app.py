@@ -38,6 +38,7 @@ from bot.prospect import CHANNELS
 from bot.settings import Settings
 from bot.staff.accounts import SESSION_DAYS, StaffAccounts, WebIdentity
 from bot.web.i18n import translator
+from bot.webchat import WebChat
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "sid"
@@ -46,6 +47,8 @@ IP_FAILURES = 20
 """Failed sign-ins from one address within ``IP_WINDOW`` seconds before it must wait."""
 IP_WINDOW = 600.0
 PUBLIC = ("/login", "/static/", "/healthz", "/favicon.ico")
+CHAT = "/chat"
+"""The web chat (``bot.webchat``): for visitors, with its own identity and security rules."""
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -318,6 +321,8 @@ class Dashboard:
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Who is signed in; pages need a session (GET: to the sign-in page), forms a CSRF token."""
+        if request.path == CHAT or request.path.startswith(CHAT + "/"):
+            return await handler(request)
         identity = await self.accounts.identify(request.cookies.get(SESSION_COOKIE, ""))
         if identity is not None:
             request[IDENTITY] = identity
@@ -387,9 +392,13 @@ def build_web_app(
     content: Callable[[], Content],
     analytics: Analytics | None = None,
     wake_alerts: Callable[[], None] | None = None,
+    webchat: WebChat | None = None,
 ) -> web.Application:
+    """The dashboard, and the web chat (``webchat``) on the same server."""
     dash = Dashboard(settings, leads, accounts, content, analytics, wake_alerts)
     app = web.Application(middlewares=[dash.headers, dash.guard], client_max_size=64 * 1024)
+    if webchat is not None:
+        webchat.routes(app)
     app.router.add_get("/", dash.home)
     app.router.add_get("/healthz", dash.health)
     app.router.add_get("/favicon.ico", dash.favicon)

@@ -19,6 +19,3 @@ def build_router() -> Router:
     router = Router(name="admin")
     router.message.register(on_admin_command, admin_text)
     return router
-
-
-router = build_router()

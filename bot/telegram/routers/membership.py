@@ -21,6 +21,3 @@ def build_router() -> Router:
     router = Router(name="membership")
     router.my_chat_member.register(on_membership)
     return router
-
-
-router = build_router()

@@ -358,6 +358,3 @@ def build_router() -> Router:
     router.message.register(on_note_reply, note_reply)
     router.callback_query.register(on_button, staff_button)
     return router
-
-
-router = build_router()
