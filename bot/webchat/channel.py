@@ -213,10 +213,11 @@ class WebChat:
             raise Refused(401, "session", "")
         return visitor
 
-    def _admit(self, request: web.Request, visitor: Visitor | None = None) -> None:
+    def _admit(self, request: web.Request, visitor: Visitor, *, action: bool = False) -> None:
+        """Within the limits: the address's for every request, the visitor's for each action."""
         address = client_address(request, self.proxies)
-        locale = visitor.locale if visitor else None
-        if visitor is not None and not self.per_visitor.take(visitor.external_id):
+        locale = visitor.locale
+        if action and not self.per_visitor.take(visitor.external_id):
             raise Refused(429, "flood", self.text("web_flood", locale))
         if not self.per_address.take(address):
             raise Refused(429, "flood", self.text("web_busy", locale))
@@ -277,7 +278,7 @@ class WebChat:
 
     async def send(self, request: web.Request) -> web.StreamResponse:
         visitor = await self._visitor(request)
-        self._admit(request, visitor)
+        self._admit(request, visitor, action=True)
         body = await self._json(request)
         client_id = body.get("client_id")
         if not isinstance(client_id, str) or not 0 < len(client_id) <= CLIENT_ID:
