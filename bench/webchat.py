@@ -196,10 +196,12 @@ async def throughput(args: argparse.Namespace, tmp: Path) -> tuple[float, list[s
         await stop(bot)
     bare_rate, bot_rate = statistics.median(rates["bare"]), statistics.median(rates["bot"])
     ratio = bot_rate / bare_rate
+    shown = {name: ", ".join(f"{r:.0f}" for r in values) for name, values in rates.items()}
     lines = [
-        f"throughput ({args.workers} visitors, {args.rounds} rounds of {args.seconds:g} s each, side by side):",
-        f"  bare aiohttp handler  {bare_rate:8.0f} turns/s  (rounds: {', '.join(f'{r:.0f}' for r in rates['bare'])})",
-        f"  web chat (SQLite)     {bot_rate:8.0f} turns/s  (rounds: {', '.join(f'{r:.0f}' for r in rates['bot'])})",
+        f"throughput ({args.workers} visitors, {args.rounds} rounds of {args.seconds:g} s each, "
+        "side by side):",
+        f"  bare aiohttp handler  {bare_rate:8.0f} turns/s  (rounds: {shown['bare']})",
+        f"  web chat (SQLite)     {bot_rate:8.0f} turns/s  (rounds: {shown['bot']})",
         f"  ratio                 {ratio:8.2f}  (target >= 0.5)",
     ]
     return ratio, lines
@@ -297,7 +299,8 @@ async def visitors(args: argparse.Namespace, tmp: Path) -> tuple[bool, float, li
     ok = not (lost or duplicated or wrong_channel or walk.failed) and len(walk.references) == args.visitors
     p99 = pct(walk.latencies, 0.99)
     lines = [
-        f"visitors ({args.visitors} at once, ramp {args.ramp:g} s, think {args.think_min:g}-{args.think_max:g} s, "
+        f"visitors ({args.visitors} at once, ramp {args.ramp:g} s, "
+        f"think {args.think_min:g}-{args.think_max:g} s, "
         f"{elapsed:.0f} s in all, {len(walk.latencies) / elapsed:.0f} requests/s):",
         f"  every action  p50 {pct(walk.latencies, 0.5):6.1f} ms  p90 {pct(walk.latencies, 0.9):6.1f} ms  "
         f"p99 {p99:6.1f} ms  max {max(walk.latencies) * 1000:6.1f} ms  ({len(walk.latencies)} requests)",
