@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/faq.py
 	$(BIN)/python bench/staff_list.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/webchat.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -50,9 +50,6 @@ class Settings(BaseSettings):
     web_cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only (set when behind TLS)"
     )
-    web_public_url: str | None = Field(
-        default=None, description="The address the web server is reached at from outside (links to it)"
-    )
     webchat_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Sites that may embed the web chat widget (https://www.example.com), comma-separated",
