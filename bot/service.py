@@ -12,7 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -197,7 +197,9 @@ class Service:
         if self.alerts is not None:
             self.alerts.start()
         if isinstance(self.store, SqlStore):
-            self._spawn(purge_idle_conversations(self.store, settings.retention_days, tuning.purge_every))
+            self._spawn(
+                purge_idle(self.store.purge, "conversations", settings.retention_days, tuning.purge_every)
+            )
         if settings.watch_flows:
             self._spawn(watch_content(self.bot, self, settings.flows_dir))
         if settings.web_enabled and self.leads is not None and self.accounts is not None:
@@ -216,7 +218,12 @@ class Service:
             log.info("web chat on %s/chat", self.web_url)
             log.info("staff dashboard on %s/", self.web_url)
             self._spawn(
-                purge_idle_visitors(self.webchat.visitors, settings.retention_days, tuning.purge_every)
+                purge_idle(
+                    self.webchat.visitors.purge,
+                    "web chat sessions",
+                    settings.retention_days,
+                    tuning.purge_every,
+                )
             )
         # Importing aiogram and pydantic leaves ~200k long-lived objects: keep them out of the
         # garbage collector's full passes, which otherwise pause the bot ~0.2 s each.
@@ -306,25 +313,16 @@ async def until_stopped() -> None:
     await stop.wait()
 
 
-async def purge_idle_visitors(visitors: Visitors, days: int, every: float = 3600.0) -> None:
-    """Forget web chat sessions idle as long as conversations are kept."""
+async def purge_idle(
+    purge: Callable[[int], Awaitable[int]], what: str, days: int, every: float = 3600.0
+) -> None:
+    """Delete what has been idle for ``days`` (conversations with their unfinished forms, web
+    chat sessions), once every ``every`` seconds."""
     while True:
         try:
-            purged = await visitors.purge(days)
+            purged = await purge(days)
             if purged:
-                log.info("forgot %d web chat sessions idle for %d days", purged, days)
+                log.info("deleted %d %s idle for %d days", purged, what, days)
         except Exception:
-            log.exception("purging idle web chat sessions failed")
-        await asyncio.sleep(every)
-
-
-async def purge_idle_conversations(store: SqlStore, days: int, every: float = 3600.0) -> None:
-    """Delete idle conversations (and the unfinished forms in them) once an hour."""
-    while True:
-        try:
-            purged = await store.purge(days)
-            if purged:
-                log.info("deleted %d conversations idle for %d days", purged, days)
-        except Exception:
-            log.exception("purging idle conversations failed")
+            log.exception("purging idle %s failed", what)
         await asyncio.sleep(every)

@@ -39,6 +39,7 @@ from bot.settings import Settings
 from bot.staff.accounts import SESSION_DAYS, StaffAccounts, WebIdentity
 from bot.web.i18n import translator
 from bot.webchat import WebChat
+from bot.webchat.http import client_address
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "sid"
@@ -110,16 +111,7 @@ class Dashboard:
 
     def _client(self, request: web.Request) -> str:
         """The browser's address: the peer's, or the one our reverse proxy forwards for it."""
-        peer = request.remote or "?"
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded and self.settings.web_trusted_proxies:
-            try:
-                address = ipaddress.ip_address(peer)
-            except ValueError:
-                return peer
-            if any(address in network for network in self.proxies):
-                return forwarded.split(",")[-1].strip()[:64] or peer
-        return peer
+        return client_address(request, self.proxies)
 
     def _login_form(self, request: web.Request, *, error: str | None, status: int = 200) -> web.Response:
         # The same token while the cookie lasts: a second tab (or the browser fetching a favicon
