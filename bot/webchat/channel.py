@@ -107,6 +107,7 @@ class WebChat:
         self.new_sessions = HourlyCap(settings.webchat_sessions_per_hour)
         self.max_text = settings.webchat_max_text
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._closing = False
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -363,7 +364,7 @@ class WebChat:
         self._waiters[key].add(waiter)
         try:
             await response.write(b"retry: 2000\n\n")
-            while True:
+            while not self._closing:
                 waiter.clear()
                 async with self.core.locks.lock(key):  # a turn in progress is saved first
                     record = await self.core.store.load(key)
@@ -425,6 +426,15 @@ class WebChat:
             app.router.add_get("/chat/form", self.form.show)
             app.router.add_post("/chat/form", self.form.submit)
         app.middlewares.append(self.cors)
+        app.on_shutdown.append(self._closing_down)
+
+    async def _closing_down(self, app: web.Application) -> None:
+        """The server stops: open streams end (the widget reconnects to another replica, or
+        when this one is back), instead of holding the shutdown up."""
+        self._closing = True
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.set()
 
     async def _preflight(self, request: web.Request) -> web.StreamResponse:
         return web.Response(status=204)  # answered by ``cors``
