@@ -12,8 +12,9 @@ from bot.storage import Record
 EMPTY = Record()
 TRANSCRIPT_LINES = 60
 TRANSCRIPT_LINE = 300
-LOG_LIMIT = 80
-"""Messages a channel keeps to show again (the web chat after a reload)."""
+LOG_LIMIT = 60
+"""Messages a channel keeps to show again (the web chat after a reload): a walk to a lead is
+about 40; each costs ~350 bytes of JSON in the record (the views' texts are shared in memory)."""
 CLIENTS_KEPT = 16
 """Client ids remembered for resends."""
 
