@@ -196,8 +196,12 @@ async def test_origins_tokens_and_sizes_are_checked(web: BotRunner, http: aiohtt
     ) as pre:
         assert pre.status == 204 and pre.headers["Access-Control-Allow-Origin"] == HOST
         assert "Authorization" in pre.headers["Access-Control-Allow-Headers"]
-    async with http.options(base + "/chat/api/send", headers={"Origin": "https://evil.example"}) as pre:
-        assert pre.status == 403 and "Access-Control-Allow-Origin" not in pre.headers
+    # Another site's request is refused before it is read, with a notice its page may show.
+    async with http.post(
+        base + "/chat/api/session", json={"lang": "zh"}, headers={"Origin": "https://evil.example"}
+    ) as refused_post:
+        assert refused_post.status == 403 and (await refused_post.json())["error"] == "origin"
+        assert refused_post.headers["Access-Control-Allow-Origin"] == "https://evil.example"
     v.origin = HOST
     await v.start()
     # A forged or unknown token is refused without a word about why.

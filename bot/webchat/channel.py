@@ -170,17 +170,22 @@ class WebChat:
 
     @web.middleware
     async def cors(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
-        """CORS for the API: only the origins in ``WEBCHAT_ORIGINS`` (and our own)."""
+        """CORS for the API: only our own pages and the origins in ``WEBCHAT_ORIGINS`` are served.
+
+        A request from another origin is refused (403) before anything is read or handled. Its
+        refusal is readable by the page (it says only that this site may not use the chat), so
+        the widget can tell the visitor instead of retrying as if offline; for that the preflight
+        of any origin is answered (a preflight exposes nothing and changes nothing)."""
         if not request.path.startswith(API):
             response: web.StreamResponse = await handler(request)
             return response
         allowed, same = self._origin_ok(request)
         origin = request.headers.get("Origin", "")
-        if not allowed:
-            log.info("web chat: a request from origin %r refused", origin[:100])
-            return self._refusal(Refused(403, "origin", self.text("web_origin")))
         if request.method == "OPTIONS":
             response = web.Response(status=204)
+        elif not allowed:
+            log.info("web chat: a request from origin %r refused", origin[:100])
+            response = self._refusal(Refused(403, "origin", self.text("web_origin")))
         else:
             try:
                 response = await handler(request)

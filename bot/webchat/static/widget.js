@@ -184,7 +184,12 @@
     show(el);
     return el;
   }
-  const notice = (text) => local("msg-notice", "system", rich(text));
+  // the same notice twice in a row (a flood's refusals) is shown once
+  function notice(text) {
+    const prev = log.lastElementChild;
+    if (prev && prev.dataset.role === "system" && prev.dataset.said === text) return show(prev);
+    local("msg-notice", "system", rich(text)).dataset.said = text;
+  }
 
   // show messages in seq order, ignoring any already shown; returns the new elements
   function render(list) {
