@@ -71,8 +71,12 @@ class Turn:
         return message
 
     def after(self, seq: int) -> list[dict[str, Any]]:
-        """The kept messages after ``seq``."""
-        return [m for m in self.log if m["seq"] > seq]
+        """The kept messages after ``seq`` (the log is in order: read from its end)."""
+        log = self.log
+        i = len(log)
+        while i and log[i - 1]["seq"] > seq:
+            i -= 1
+        return log[i:]
 
     def answered(self, client_id: str) -> list[dict[str, Any]] | None:
         """What was answered to the client action ``client_id`` already (None: it is new)."""
