@@ -446,3 +446,27 @@ def _form(values: dict[str, Any]) -> aiohttp.FormData:
     return aiohttp.FormData(
         [(k, v) for k, vs in values.items() for v in (vs if isinstance(vs, list) else [vs])]
     )
+
+
+async def test_a_visitors_oldest_stream_gives_way_to_a_new_one(
+    web: BotRunner, http: aiohttp.ClientSession
+) -> None:
+    """A reload or a new tab opens a stream while the old one may still look open: at most four
+    stay open for a visitor, the oldest ending when a fifth comes."""
+    v = await visitor(web, http)
+    await v.start()
+    url = web.web_url + "/chat/api/stream"
+    streams = [await http.get(url, headers=v.headers) for _ in range(4)]
+    try:
+        assert [s.status for s in streams] == [200] * 4
+        fifth = await http.get(url, headers=v.headers)
+        streams.append(fifth)
+        assert fifth.status == 200
+        rest = await asyncio.wait_for(streams[0].content.read(), 10)  # the oldest ends
+        assert b"event: message" in rest
+        other = await visitor(web, http)  # another visitor is not held up
+        async with http.get(url, headers=other.headers) as theirs:
+            assert theirs.status == 200
+    finally:
+        for s in streams:
+            s.close()

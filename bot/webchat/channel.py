@@ -59,6 +59,9 @@ PING = 15.0
 """Seconds between keep-alives on a stream (proxies and phones drop silent connections); the
 stream also reads the conversation again then, so a message from another replica gets through."""
 API = "/chat/api/"
+STREAMS_PER_VISITOR = 4
+"""Open streams one visitor may hold (a few tabs); an address holds at most this many for each
+session it may open in an hour."""
 
 
 class Refused(Exception):
@@ -106,8 +109,11 @@ class WebChat:
         self.per_visitor = Buckets(settings.webchat_rate, settings.webchat_burst)
         self.new_sessions = HourlyCap(settings.webchat_sessions_per_hour)
         self.max_text = settings.webchat_max_text
-        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: defaultdict[str, dict[asyncio.Event, bool]] = defaultdict(dict)
+        """Each visitor's open streams, oldest first: a stream's event, and whether it must end."""
         self._closing = False
+        self._streams: dict[str, int] = {}
+        """Open streams per address."""
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -353,6 +359,17 @@ class WebChat:
         except ValueError:
             last = 0
         key = ProspectId(WEB, visitor.external_id).key
+        address = client_address(request, self.proxies)
+        if self._streams.get(address, 0) >= self.settings.webchat_sessions_per_hour * STREAMS_PER_VISITOR:
+            raise Refused(429, "streams", self.text("web_busy", visitor.locale))
+        mine = self._waiters[key]
+        live = [w for w, ending in mine.items() if not ending]
+        for oldest in live[: max(0, len(live) - STREAMS_PER_VISITOR + 1)]:
+            mine[oldest] = True  # a reload or another tab: the oldest stream gives way (the
+            oldest.set()  # connection behind it is likely gone, noticed only at the next write)
+        waiter = asyncio.Event()
+        mine[waiter] = False
+        self._streams[address] = self._streams.get(address, 0) + 1
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream; charset=utf-8",
@@ -364,12 +381,10 @@ class WebChat:
         if not same:
             response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "")
             response.headers["Vary"] = "Origin"
-        await response.prepare(request)
-        waiter = asyncio.Event()
-        self._waiters[key].add(waiter)
         try:
+            await response.prepare(request)
             await response.write(b"retry: 2000\n\n")
-            while not self._closing:
+            while not (self._closing or mine.get(waiter)):
                 waiter.clear()
                 async with self.core.locks.lock(key):  # a turn in progress is saved first
                     record = await self.core.store.load(key)
@@ -387,11 +402,12 @@ class WebChat:
         except ConnectionResetError:  # the visitor went away (a reload, a phone asleep)
             pass
         finally:
-            waiters = self._waiters.get(key)
-            if waiters is not None:
-                waiters.discard(waiter)
-                if not waiters:
-                    del self._waiters[key]
+            self._streams[address] -= 1
+            if not self._streams[address]:
+                del self._streams[address]
+            mine.pop(waiter, None)
+            if not mine and self._waiters.get(key) is mine:
+                del self._waiters[key]
         return response
 
     # --- pages and files ---------------------------------------------------------------------------
