@@ -84,13 +84,16 @@ app.add_typer(faq_app, name="faq")
 
 @faq_app.command("eval")
 def faq_eval(
-    questions: Annotated[Path, typer.Option(help="Labelled questions (YAML)")] = Path("tests/faq_eval.yaml"),
+    questions: Annotated[
+        Path | None, typer.Option(help="One labelled set (YAML); default: both parts in tests/")
+    ] = None,
     flows: Annotated[Path | None, typer.Option(help="Content folder (default: FLOWS_DIR)")] = None,
     quiet: Annotated[bool, typer.Option(help="Only the figures, not every mistake")] = False,
 ) -> None:
-    """Top-1 accuracy, out-of-scope rejection and the confusions on a labelled question set."""
+    """Right answers (topics and specific passages), out-of-scope rejection and the confusions,
+    on the development part and the held-out part of the labelled set."""
     from bot.content import ContentError, load_content
-    from bot.faq.evaluate import evaluate, load_questions
+    from bot.faq.evaluate import evaluate, load_labelled, parts
     from bot.faq.matcher import FaqMatcher
 
     try:
@@ -98,10 +101,13 @@ def faq_eval(
     except ContentError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(1) from None
-    report = evaluate(FaqMatcher(content.faq, out_of_scope=content.out_of_scope), load_questions(questions))
-    lines = report.lines()
-    for line in lines[:3] if quiet else lines:
-        typer.echo(line)
+    matcher = FaqMatcher(content.faq, out_of_scope=content.out_of_scope)
+    sets = {questions.name: load_labelled(questions)} if questions else parts(Path("tests"))
+    for name, labelled in sets.items():
+        report = evaluate(matcher, labelled, content)
+        report.name = name
+        for line in report.lines(mistakes=not quiet):
+            typer.echo(line)
 
 
 def _logging(level: str) -> None:

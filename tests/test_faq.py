@@ -10,7 +10,7 @@ from rapidfuzz import fuzz
 from bot.content import Content
 from bot.engine.conversation import Conversation
 from bot.engine.engine import Engine
-from bot.faq.evaluate import evaluate, load_questions
+from bot.faq.evaluate import evaluate, load_questions, parts
 from bot.faq.matcher import FaqMatcher, normalise
 
 EVAL = Path(__file__).resolve().parent / "faq_eval.yaml"
@@ -35,6 +35,31 @@ def test_the_labelled_set_is_broad_and_independent_of_the_faq(content: Content) 
         q = _folded(question)
         close = [x for x in examples if fuzz.ratio(q, x) >= 90]
         assert not close, f"{question!r} is (nearly) an FAQ example: {close}"
+
+
+def test_the_held_out_part_is_kept_apart(content: Content) -> None:
+    """The held-out questions are nobody's examples: none is (nearly) an FAQ example or a question
+    of the development part, and the part is broad enough to measure with."""
+    sets = parts(EVAL.parent)
+    held, dev = sets["held-out"], sets["development"]
+    assert len(held) + len(dev) >= 500 and len(held) >= 250
+    assert sum(q.expect == "none" for q in held) / len(held) >= 0.15
+    assert sum(q.expect == "passage" for q in held) >= 50
+    examples = [_folded(x) for e in content.faq for xs in e.examples.values() for x in xs]
+    seen = [_folded(q.q) for q in dev]
+    for question in held:
+        q = _folded(question.q)
+        assert not [x for x in examples if fuzz.ratio(q, x) >= 90], (
+            f"{question.q!r} is (nearly) an FAQ example"
+        )
+        assert not [x for x in seen if fuzz.ratio(q, x) >= 90], f"{question.q!r} is in the development part"
+    ids = {e.id for e in content.faq}
+    for question in held + dev:
+        assert question.expect in ids | {"none", "passage"}, question
+        if question.expect == "passage":
+            assert question.step and question.contains, question
+            flow, step = question.step.split(".")
+            assert step in content.flows[flow].steps, question
 
 
 def test_accuracy_and_rejection_meet_the_targets(content: Content) -> None:
