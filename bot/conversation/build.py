@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 
 from bot.analytics import Analytics
 from bot.conversation.core import ConversationCore, EffectHandler, log_effect
+from bot.conversation.leads import AlertEraser, lead_effects
 from bot.conversation.live import LiveDesk, StaffRoom
 from bot.conversation.locks import Locks
 from bot.engine.engine import Engine
-from bot.leads.effects import AlertEraser, lead_effects
 from bot.leads.repository import LeadRepository
 from bot.settings import Settings
 from bot.staff.livechats import LiveChatRepository

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from bot.content import Content
 from bot.conversation.core import ConversationCore
+from bot.conversation.leads import submission_key
 from bot.conversation.turn import Turn
 from bot.db.models import LiveChat, utcnow
 from bot.engine.events import (
@@ -30,7 +31,6 @@ from bot.engine.events import (
     LiveRelay,
     Reply,
 )
-from bot.leads.effects import submission_key
 from bot.leads.repository import LeadRepository, LeadSubmission
 from bot.prospect import TELEGRAM, ProspectId, channel_name
 from bot.settings import Settings
