@@ -20,7 +20,7 @@ COPY --chown=10001:10001 flows ./flows
 RUN mkdir -p /app/data && chown 10001:10001 /app/data
 USER 10001:10001
 VOLUME ["/app/data"]
-# 8080: staff dashboard (and /healthz, which the health check asks); 8081: webhook
+# 8080: the web chat (/chat) and the staff dashboard (and /healthz, which the health check asks); 8081: webhook
 EXPOSE 8080 8081
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
     CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('HEALTH_PORT', os.environ.get('WEB_PORT', '8080')); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status == 200 else 1)"]
