@@ -470,3 +470,59 @@ async def test_a_visitors_oldest_stream_gives_way_to_a_new_one(
     finally:
         for s in streams:
             s.close()
+
+
+async def test_two_replicas_on_postgresql_and_redis_serve_one_visitor(
+    api: FakeBotAPI,
+    tmp_path: Path,
+    postgres_url: str,
+    redis_prefix: str,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Behind a load balancer, a visitor's requests reach any replica: the session, the
+    conversation and a resend's answer are shared, and a consultant's answer taken by one replica
+    reaches a stream held by the other (read again at each keep-alive)."""
+    from bot.webchat import channel
+
+    from .conftest import REDIS_URL
+
+    monkeypatch.setattr(channel, "PING", 0.2)
+    settings = make_settings(
+        api,
+        tmp_path,
+        web_enabled=True,
+        database_url=postgres_url,
+        redis_url=REDIS_URL,
+        redis_prefix=redis_prefix,
+        webchat_rate=1000.0,
+    )
+    a, b = BotRunner(api, settings), BotRunner(api, settings)
+    await a.start()
+    await b.start()
+    try:
+        v = await Visitor(http, a.web_url).open()
+        await v.start()
+        v.base = b.web_url  # the next request goes to the other replica
+        await v.press("ISO/IEC 20000")
+        assert "ISO/IEC 20000" in v.text
+        first = await v.act({"press": v.button("申请条件")["payload"]}, client_id="same-action")
+        v.base = a.web_url
+        again = await v.act({"press": "anything: not read again"}, client_id="same-action")
+        assert again == first
+        # A live chat opened through A; the visitor listens on B; staff answer through A.
+        await v.press("咨询顾问")
+        await v.press("现在和顾问聊")
+        await v.send("你好")
+        relayed = api.chat_messages(STAFF_CHAT)[-1]
+        stream = await http.get(
+            b.web_url + "/chat/api/stream", headers={**v.headers, "Last-Event-ID": str(v.last)}
+        )
+        staff = Prospect(api, 901, chat_id=STAFF_CHAT, username="li_sales")
+        await staff.send("您好，我是顾问小李", reply_to=relayed)
+        [answer] = await read_events(stream, 1)
+        stream.close()
+        assert answer["role"] == "staff" and visible(answer["text"]) == "您好，我是顾问小李"
+    finally:
+        await b.stop()
+        await a.stop()
