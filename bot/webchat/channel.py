@@ -25,7 +25,6 @@ import asyncio
 import hmac
 import ipaddress
 import logging
-import secrets
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -459,11 +458,3 @@ class WebChat:
 
     async def _preflight(self, request: web.Request) -> web.StreamResponse:
         return web.Response(status=204)  # answered by ``cors``
-
-
-def same_token(given: str, expected: str) -> bool:
-    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(24)

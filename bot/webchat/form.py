@@ -21,6 +21,7 @@ from bot.engine.validators import validate
 from bot.leads.repository import LeadRepository, LeadSubmission
 from bot.prospect import ProspectId
 from bot.webchat.http import PAGE_CSP, client_address
+from bot.webchat.visitors import plausible
 
 if TYPE_CHECKING:
     from bot.webchat.channel import WebChat
@@ -41,10 +42,6 @@ class Field:
     required: bool
     max: int | None = None
     options: tuple[tuple[str, str], ...] = ()
-
-
-def _token_ok(token: str) -> bool:
-    return 20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum() and token.isascii()
 
 
 class LeadForm:
@@ -76,7 +73,7 @@ class LeadForm:
 
     def _token(self, request: web.Request) -> str:
         token = request.cookies.get(FORM_COOKIE, "")
-        return token if _token_ok(token) else secrets.token_urlsafe(24)
+        return token if plausible(token) else secrets.token_urlsafe(24)
 
     def give_token(self, request: web.Request, response: web.StreamResponse, token: str) -> None:
         response.set_cookie(
@@ -128,7 +125,7 @@ class LeadForm:
             locale = chat.locale(request)
         cookie = request.cookies.get(FORM_COOKIE, "")
         given = str(form.get("csrf", ""))
-        if not (_token_ok(cookie) and hmac.compare_digest(given.encode(), cookie.encode())):
+        if not (plausible(cookie) and hmac.compare_digest(given.encode(), cookie.encode())):
             return self.render(
                 request, "form.html", locale, status=403, error=chat.text("web_form_expired", locale)
             )

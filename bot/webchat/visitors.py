@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cachetools import LRUCache
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from bot.db.engine import Database
@@ -95,12 +95,6 @@ class Visitors:
         for digest in gone:
             self._cache.pop(digest, None)
         return len(gone)
-
-    async def count(self) -> int:
-        if self.db is None:
-            return len(self._memory)
-        async with self.db.sessions() as session:
-            return int(await session.scalar(select(func.count()).select_from(WebVisitor)) or 0)
 
 
 def _aware(moment: datetime) -> datetime:
