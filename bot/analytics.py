@@ -13,18 +13,23 @@ import contextlib
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from bot.content import Content
 from bot.db.engine import Database
 from bot.db.models import Stat, utcnow
 from bot.engine.events import SUBMISSIONS, Result
 from bot.engine.state import State
+from bot.text import clean
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +58,7 @@ class Analytics:
     def count(self, kind: str, key: str, n: int = 1) -> None:
         if self.db is None:  # nowhere to keep them: counting would only grow memory
             return
-        self.pending[(utcnow().date(), kind, key[:200])] += n
+        self.pending[(utcnow().date(), kind, clean(key)[:200])] += n
         if self._task is None or self._task.done():
             with contextlib.suppress(RuntimeError):  # no running loop: flushed on close
                 self._task = asyncio.get_running_loop().create_task(self._flush_later())
@@ -98,10 +103,20 @@ class Analytics:
         rows = [{"day": d, "kind": k, "key": key, "count": n} for (d, k, key), n in batch.items()]
         try:
             # Core's executemany: the ORM's bulk insert would cost several times as much per row
-            await self.db.run_write(lambda session: session.connection().execute(stmt, rows))
-        except Exception:
+            await self.db.run_write(_executes(stmt, rows))
+        except OperationalError:  # the database is away or busy: the same batch will do later
             self.pending.update(batch)
             log.exception("writing %d analytics counters failed; kept for the next try", len(rows))
+        except Exception:  # a value the database refuses: it must not hold up every other one
+            log.exception("writing %d analytics counters failed; writing them one by one", len(rows))
+            for key, n in batch.items():
+                row = {"day": key[0], "kind": key[1], "key": key[2], "count": n}
+                try:
+                    await self.db.run_write(_executes(stmt, [row]))
+                except OperationalError:
+                    self.pending[key] += n
+                except Exception:
+                    log.warning("an analytics counter (%s) was refused and dropped", key[1])
 
     async def close(self) -> None:
         if self._task is not None:
@@ -193,3 +208,8 @@ class Funnel:
     started: int
     leads: int
     steps: list[FunnelStep]
+
+
+def _executes(stmt: Any, rows: list[dict[str, Any]]) -> Callable[[Session], object]:
+    """A unit of work that runs ``stmt`` for ``rows`` (Core's executemany)."""
+    return lambda session: session.connection().execute(stmt, rows)

@@ -19,7 +19,12 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
+    """The value of ``text``; ValueError if it is not JSON (or nests deeper than the parser goes:
+    orjson refuses past 1024 levels, and the standard library then runs out of stack)."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None

@@ -77,3 +77,26 @@ async def test_admin_stats_in_telegram(api: FakeBotAPI, running: BotRunner) -> N
     await other.send("/start")
     [reply] = await other.send("/stats")
     assert "don't know that command" in reply.visible
+
+
+async def test_a_counter_the_database_refuses_is_dropped_and_the_rest_are_written(db: Database) -> None:
+    """A key SQLite cannot bind (a lone surrogate; on PostgreSQL a NUL) reached the batch
+    without ``count``'s cleaning: the batch is written row by row, the bad row dropped, nothing
+    left pending to fail every later flush."""
+    analytics = Analytics(db, flush_interval=3600)
+    analytics.count("faq", "validity")
+    analytics.count("unanswered", "火星\x00的猫\ud800")  # cleaned on the way in
+    [key] = [k for _d, kind, k in analytics.pending if kind == "unanswered"]
+    assert key == "火星的猫"
+    day = next(iter(analytics.pending))[0]
+    analytics.pending[(day, "unanswered", "坏\ud800")] += 1  # past the cleaning
+    await analytics.flush()
+    async with db.sessions() as s:
+        rows = {(r.kind, r.key): r.count for r in await s.scalars(select(Stat))}
+    assert rows == {("faq", "validity"): 1, ("unanswered", "火星的猫"): 1}
+    assert not analytics.pending
+    analytics.count("faq", "validity")  # and later counts go on being written
+    await analytics.flush()
+    async with db.sessions() as s:
+        assert await s.scalar(select(Stat.count).where(Stat.kind == "faq")) == 2
+    await analytics.close()

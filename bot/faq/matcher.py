@@ -243,7 +243,7 @@ class FaqMatcher:
             elif piece[0].isascii() and piece[0].isalnum():
                 known = piece in _STOP_EN or _stem(piece) in self._known_words
                 out.append(piece if known else "…")
-            else:
+            elif piece.isprintable() or piece in " \n":  # punctuation; not a control character
                 out.append(piece)
         return re.sub(r"…+", "…", "".join(out)).strip()
 

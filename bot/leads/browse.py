@@ -10,7 +10,6 @@ through their indexes. PostgreSQL uses ILIKE.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -37,6 +36,7 @@ from sqlalchemy.ext.compiler import compiles
 from bot.db.engine import Database
 from bot.db.models import LEAD_STATUSES, Lead
 from bot.prospect import CHANNELS
+from bot.text import one_line
 
 Ts = TypeVarTuple("Ts")
 
@@ -52,9 +52,6 @@ SORTS = {
     "company": (Lead.company.asc().nulls_last(), Lead.id.desc()),
     "status": (Lead.status.asc(), Lead.id.desc()),
 }
-UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-"""Control characters and lone surrogates: nothing a search needs, and PostgreSQL refuses a NUL
-in text (the query would fail)."""
 LIST_COLUMNS = (
     Lead.id,
     Lead.reference,
@@ -124,7 +121,7 @@ class LeadQuery:
 
 def _clean(value: str | None) -> str:
     """Untrusted text with control characters made spaces, and runs of spaces made one."""
-    return " ".join(UNPRINTABLE.sub(" ", value or "").split())
+    return one_line(value or "")  # PostgreSQL refuses a NUL in text: the query would fail
 
 
 @dataclass(frozen=True)
