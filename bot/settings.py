@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import string
 from pathlib import Path
@@ -15,6 +16,29 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.hours import WorkingHours
 
 PUBLIC_BOT_API = "https://api.telegram.org"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@functools.lru_cache(maxsize=1024)  # asked on every web chat request, of a few origins
+def canonical_origin(text: str) -> str | None:
+    """An origin as browsers send it in ``Origin`` (``https://www.example.com``: the scheme and
+    host in lower case, the port only if not the default), or None if ``text`` is not one."""
+    text = text.strip().rstrip("/")
+    if not text.isascii():
+        return None
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if scheme not in DEFAULT_PORTS or not host or parts.path or parts.query or parts.fragment:
+        return None
+    if parts.username is not None or parts.password is not None:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" if port in (None, DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
 
 
 class Settings(BaseSettings):
@@ -45,7 +69,7 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8080, ge=0, le=65535, description="Port of the dashboard (0: any free)")
     web_trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Reverse proxies (addresses or networks) whose X-Forwarded-For is believed",
+        description="Reverse proxies (addresses, networks) whose X-Forwarded-For/-Proto/-Host are believed",
     )
     web_cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only (set when behind TLS)"
@@ -147,14 +171,17 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
-        for origin in value:
-            parts = urlsplit(origin)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            value = [part for part in value.split(",") if part.strip()]
+        origins = []
+        for given in value:
+            origin = canonical_origin(given)
+            if origin is None:
                 raise ValueError(
-                    f"WEBCHAT_ORIGINS: {origin!r} is not an origin such as https://www.example.com"
+                    f"WEBCHAT_ORIGINS: {given.strip()!r} is not an origin such as https://www.example.com"
+                    " (a scheme and a host, a port if not the default; no path)"
                 )
-        return value
+            origins.append(origin)
+        return origins
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -1,7 +1,11 @@
-"""The web chat's rate limits, on a clock the test sets."""
+"""The web chat's rate limits (on a clock the test sets), what they count by, and origins."""
 
 from __future__ import annotations
 
+import pytest
+
+from bot.settings import canonical_origin
+from bot.webchat.http import limit_key
 from bot.webchat.limits import Buckets, HourlyCap
 
 
@@ -38,3 +42,32 @@ def test_the_hourly_cap_counts_the_last_hour() -> None:
     assert cap.take("5.6.7.8", now=20.0)
     assert cap.take("1.2.3.4", now=3601.0)  # the first one is an hour old
     assert not cap.take("1.2.3.4", now=3602.0)
+
+
+def test_limits_count_an_ipv6_network_as_one_address() -> None:
+    assert limit_key("203.0.113.7") == "203.0.113.7"
+    assert limit_key("2001:db8:1:2::1") == limit_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert limit_key("2001:db8:1:3::1") != limit_key("2001:db8:1:2::1")
+    assert limit_key("?") == "?"  # no address known (a Unix socket): counted as it is
+
+
+@pytest.mark.parametrize(
+    ("given", "origin"),
+    [
+        ("https://WWW.Consultancy.example:443", "https://www.consultancy.example"),
+        ("http://shop.example:80/", "http://shop.example"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("https://[2001:DB8::1]:8443", "https://[2001:db8::1]:8443"),
+        (" https://a.example ", "https://a.example"),
+        ("https://a.example/chat", None),
+        ("https://a.example?x=1", None),
+        ("ftp://a.example", None),
+        ("https://user@a.example", None),
+        ("https://a.example:99999", None),
+        ("null", None),
+        ("http://\udcff\udcfe", None),  # bytes of a header that are not UTF-8
+        ("https://例子.example", None),  # browsers send the punycode
+    ],
+)
+def test_origins_are_compared_as_browsers_send_them(given: str, origin: str | None) -> None:
+    assert canonical_origin(given) == origin

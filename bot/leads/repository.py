@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import RowMapping, delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db.engine import Database
@@ -162,7 +163,12 @@ class LeadRepository:
     async def submit(self, sub: LeadSubmission) -> Saved:
         """Save a submission once: a repeat changes nothing; a returning prospect's open lead is
         updated; otherwise a new lead. The staff alert is queued in the same transaction."""
-        return await self.db.run_write(self.submit_work(sub))
+        try:
+            return await self.db.run_write(self.submit_work(sub))
+        except IntegrityError:
+            # The same submission saved at that moment by another request (a double click on a
+            # form, on PostgreSQL, where both transactions found none): answered with its lead.
+            return await self.db.run_write(self.submit_work(sub))
 
     def submit_work(self, sub: LeadSubmission) -> Callable[[Session], Saved]:
         """``submit`` as a unit of work, to run in a transaction with other writes (the

@@ -37,6 +37,7 @@ from bot.leads.summary import alert_context
 from bot.prospect import CHANNELS
 from bot.settings import Settings
 from bot.staff.accounts import SESSION_DAYS, StaffAccounts, WebIdentity
+from bot.text import clean
 from bot.web.i18n import translator
 from bot.webchat import WebChat
 from bot.webchat.http import client_address
@@ -139,7 +140,7 @@ class Dashboard:
         return response
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
+        form = await _post(request)
         _ = translator(self.locale)
         cookie = request.cookies.get(LOGIN_COOKIE, "")
         if not cookie or not _same(str(form.get("csrf", "")), cookie):
@@ -239,7 +240,7 @@ class Dashboard:
 
     async def change_status(self, request: web.Request) -> web.StreamResponse:
         lead = await self._lead(request)
-        status = str((await request.post()).get("status", ""))
+        status = str((await _post(request)).get("status", ""))
         if status not in LEAD_STATUSES:
             raise web.HTTPBadRequest(text="unknown status")
         await self.leads.set_status(lead.id, status, actor=self._actor(request))
@@ -253,7 +254,7 @@ class Dashboard:
 
     async def add_note(self, request: web.Request) -> web.StreamResponse:
         lead = await self._lead(request)
-        text = str((await request.post()).get("note", "")).strip()
+        text = clean(str((await _post(request)).get("note", ""))).strip()
         if not text:
             raise web.HTTPSeeOther(f"/leads/{lead.id}?error=empty")
         await self.leads.add_note(lead.id, text, actor=self._actor(request))
@@ -326,7 +327,7 @@ class Dashboard:
                 raise web.HTTPSeeOther("/login?" + urlencode({"next": target}))
             raise web.HTTPForbidden(text="sign in first")
         if request.method not in ("GET", "HEAD"):
-            form = await request.post()
+            form = await _post(request)
             if not _same(str(form.get("csrf", "")), identity.csrf):
                 _ = translator(self.locale)
                 return self.render(
@@ -359,8 +360,18 @@ class Dashboard:
 
 
 def _same(given: str, expected: str) -> bool:
-    """Constant-time comparison of two tokens (any text: compared as UTF-8 bytes)."""
-    return hmac.compare_digest(given.encode(), expected.encode())
+    """Constant-time comparison of two tokens (any text, even undecodable bytes of a header)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
+async def _post(request: web.Request) -> Any:
+    """The request's form; 400 if it cannot be read (bytes that are not UTF-8)."""
+    try:
+        return await request.post()
+    except (UnicodeDecodeError, ValueError):
+        raise web.HTTPBadRequest(text="the form could not be read (not UTF-8?)") from None
 
 
 def _safe_next(target: str | None) -> str:

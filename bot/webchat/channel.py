@@ -22,7 +22,6 @@ a message. HTML from visitors is always escaped.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import logging
 from collections import defaultdict
@@ -42,9 +41,10 @@ from bot.engine.events import Command, Event, Press, Reply, TextIn, parse_comman
 from bot.engine.state import State
 from bot.leads.repository import LeadRepository
 from bot.prospect import ProspectId
-from bot.settings import Settings
+from bot.settings import Settings, canonical_origin
+from bot.text import clean
 from bot.webchat.form import LeadForm
-from bot.webchat.http import PAGE_CSP, client_address
+from bot.webchat.http import PAGE_CSP, client_address, limit_key, own_origin
 from bot.webchat.limits import Buckets, HourlyCap
 from bot.webchat.visitors import Visitor, Visitors
 
@@ -102,7 +102,8 @@ class WebChat:
         self.settings = settings
         self.core = core
         self.visitors = visitors
-        self.origins = frozenset(o.rstrip("/") for o in settings.webchat_origins)
+        self.origins = frozenset(settings.webchat_origins)
+        """As browsers send them (``canonical_origin``)."""
         self.proxies = [ipaddress.ip_network(n, strict=False) for n in settings.web_trusted_proxies]
         self.per_address = Buckets(settings.webchat_rate_per_address, settings.webchat_burst_per_address)
         self.per_visitor = Buckets(settings.webchat_rate, settings.webchat_burst)
@@ -164,14 +165,21 @@ class WebChat:
     # --- the API ------------------------------------------------------------------------------------
 
     def _origin_ok(self, request: web.Request) -> tuple[bool, bool]:
-        """(allowed, same origin): a request without an Origin (a top-level page) is our own."""
-        origin = request.headers.get("Origin")
-        if origin is None:
+        """(allowed, same origin): a request without an Origin (a top-level page) is our own; so
+        is one from the origin the browser sees us at (behind the TLS proxy: its https://)."""
+        given = request.headers.get("Origin")
+        if given is None:
             return True, True
-        own = f"{request.scheme}://{request.host}"
-        if hmac.compare_digest(origin.rstrip("/").encode(), own.encode()):
+        origin = canonical_origin(given)
+        if origin is None:  # "null" (a sandboxed frame, a file), or not an origin at all
+            return False, False
+        if origin == own_origin(request, self.proxies):
             return True, True
-        return origin.rstrip("/") in self.origins, False
+        return origin in self.origins, False
+
+    def address(self, request: web.Request) -> str:
+        """Who the limits count a request against (an address, or an IPv6 /64)."""
+        return limit_key(client_address(request, self.proxies))
 
     @web.middleware
     async def cors(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
@@ -224,23 +232,19 @@ class WebChat:
             raise Refused(401, "session", "")
         return visitor
 
-    def _admit(self, request: web.Request, visitor: Visitor, *, action: bool = False) -> None:
-        """Within the limits: the address's for every request, the visitor's for each action."""
-        address = client_address(request, self.proxies)
-        locale = visitor.locale
-        if action and not self.per_visitor.take(visitor.external_id):
-            raise Refused(429, "flood", self.text("web_flood", locale))
-        if not self.per_address.take(address):
-            raise Refused(429, "flood", self.text("web_busy", locale))
+    def _admit(self, request: web.Request) -> None:
+        """Within the address's limit: checked before anything is read (a token looked up)."""
+        if not self.per_address.take(self.address(request)):
+            raise Refused(429, "flood", self.text("web_busy", self.locale(request)))
 
     async def new_session(self, request: web.Request) -> web.StreamResponse:
-        body = await self._json(request)
+        body = await self._json(request)  # at most 64 KB (client_max_size), parsed or refused
         locale = str(body.get("lang") or "")
         if locale not in self.content.locales:
             locale = self.locale(request)
         page = bool(body.get("page"))
         _allowed, same = self._origin_ok(request)
-        address = client_address(request, self.proxies)
+        address = self.address(request)
         if not self.per_address.take(address):
             raise Refused(429, "flood", self.text("web_busy", locale))
         if not self.new_sessions.take(address):
@@ -266,35 +270,42 @@ class WebChat:
             body = jsonio.loads(raw) if raw else {}
         except web.HTTPRequestEntityTooLarge:
             raise Refused(413, "too_long", self.text("web_too_long", limit=self.max_text)) from None
-        except ValueError:
+        except ValueError:  # not JSON (or nested past what the parser takes)
             raise Refused(400, "bad_request", self.text("web_bad_request")) from None
         if not isinstance(body, dict):
             raise Refused(400, "bad_request", self.text("web_bad_request"))
         return body
 
     def _event(self, body: dict[str, Any], locale: str | None) -> Event:
+        """The engine event of an action; what cannot be stored (control characters, lone
+        surrogates) taken out of what the visitor typed."""
         text, press, command = body.get("text"), body.get("press"), body.get("command")
         if isinstance(text, str):
             if len(text) > self.max_text:
                 raise Refused(413, "too_long", self.text("web_too_long", locale, limit=self.max_text))
+            text = clean(text)
             if not text.strip():
                 raise Refused(400, "bad_request", self.text("web_bad_request", locale))
             return (parse_command(text) if text.startswith("/") else None) or TextIn(text)
-        if isinstance(press, str) and 0 < len(press) <= 64:
+        if isinstance(press, str) and 0 < len(press) <= 64 and press.isprintable():
             return Press(press)
-        if isinstance(command, str) and parse_command("/" + command) is not None:
+        if isinstance(command, str) and 0 < len(command) <= 32 and command.isascii() and command.isalnum():
             arg = body.get("arg")
-            return Command(command.lower(), arg[:64] if isinstance(arg, str) else "")
+            parsed = parse_command(f"/{command} {clean(arg[:64]) if isinstance(arg, str) else ''}")
+            if parsed is not None:
+                return parsed
         raise Refused(400, "bad_request", self.text("web_bad_request", locale))
 
     async def send(self, request: web.Request) -> web.StreamResponse:
+        self._admit(request)
         visitor = await self._visitor(request)
-        self._admit(request, visitor, action=True)
         body = await self._json(request)
         client_id = body.get("client_id")
         if not isinstance(client_id, str) or not 0 < len(client_id) <= CLIENT_ID:
             raise Refused(400, "bad_request", self.text("web_bad_request", visitor.locale))
         event = self._event(body, visitor.locale)
+        if not self.per_visitor.take(visitor.external_id):  # actions (what is refused costs little)
+            raise Refused(429, "flood", self.text("web_flood", visitor.locale))
         messages, last = await self.turn(visitor, client_id, event)
         return web.json_response({"messages": messages, "last": last}, dumps=jsonio.dumps)
 
@@ -308,7 +319,7 @@ class WebChat:
             done = turn.answered(client_id)
             if done is not None:
                 return done, turn.seq
-            first = turn.seq + 1
+            first = turn.next_seq
             turn.update_id = first  # the action's number: never repeats in the conversation
             echo = self._echo(turn, event)
             if echo is not None:
@@ -337,8 +348,8 @@ class WebChat:
         return None
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
+        self._admit(request)
         visitor = await self._visitor(request)
-        self._admit(request, visitor)
         try:
             after = max(0, int(request.query.get("after", "0")))
         except ValueError:
@@ -351,14 +362,14 @@ class WebChat:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events: the messages after ``Last-Event-ID``, then each new one."""
+        self._admit(request)
         visitor = await self._visitor(request)
-        self._admit(request, visitor)
         try:
             last = max(0, int(request.headers.get("Last-Event-ID", "0") or 0))
         except ValueError:
             last = 0
         key = ProspectId(WEB, visitor.external_id).key
-        address = client_address(request, self.proxies)
+        address = self.address(request)
         if self._streams.get(address, 0) >= self.settings.webchat_sessions_per_hour * STREAMS_PER_VISITOR:
             raise Refused(429, "streams", self.text("web_busy", visitor.locale))
         mine = self._waiters[key]

@@ -20,7 +20,8 @@ from bot.content.model import ChoiceStep, InputStep, SummaryStep
 from bot.engine.validators import validate
 from bot.leads.repository import LeadRepository, LeadSubmission
 from bot.prospect import ProspectId
-from bot.webchat.http import PAGE_CSP, client_address
+from bot.text import clean
+from bot.webchat.http import PAGE_CSP
 from bot.webchat.visitors import plausible
 
 if TYPE_CHECKING:
@@ -119,7 +120,12 @@ class LeadForm:
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
         chat = self.chat
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (UnicodeDecodeError, ValueError):  # not UTF-8, or not a form at all
+            return self.render(
+                request, "form.html", chat.locale(request), status=400, error=chat.text("web_bad_request")
+            )
         locale = str(form.get("lang", ""))
         if locale not in chat.content.locales:
             locale = chat.locale(request)
@@ -129,16 +135,9 @@ class LeadForm:
             return self.render(
                 request, "form.html", locale, status=403, error=chat.text("web_form_expired", locale)
             )
-        address = client_address(request, chat.proxies)
-        if not chat.per_address.take(address) or not chat.new_sessions.take(address):
-            return self.render(
-                request,
-                "form.html",
-                locale,
-                status=429,
-                error=chat.text("web_too_many_sessions", locale),
-                values=_values(form),
-            )
+        address = chat.address(request)
+        if not chat.per_address.take(address):
+            return self._too_many(request, locale, form)
         if str(form.get(HONEYPOT, "")).strip():  # a robot: thanked, and nothing kept
             log.info("web form: a submission with the honeypot filled was dropped")
             return self.render(request, "form_done.html", locale, reference="—")
@@ -153,6 +152,8 @@ class LeadForm:
                 errors=errors,
                 values=_values(form),
             )
+        if not chat.new_sessions.take(address):  # counted once the form is right: a typo costs none
+            return self._too_many(request, locale, form)
         nonce = str(form.get("nonce", ""))[:32] or secrets.token_urlsafe(12)
         submission = LeadSubmission(
             kind="lead",
@@ -168,6 +169,17 @@ class LeadForm:
             self.wake_alerts()
         return self.render(request, "form_done.html", locale, reference=saved.reference)
 
+    def _too_many(self, request: web.Request, locale: str, form: MultiDictProxy[Any]) -> web.Response:
+        chat = self.chat
+        return self.render(
+            request,
+            "form.html",
+            locale,
+            status=429,
+            error=chat.text("web_too_many_sessions", locale),
+            values=_values(form),
+        )
+
     def validate(self, form: MultiDictProxy[Any], locale: str) -> tuple[dict[str, Any], dict[str, str]]:
         """The answers, as the chat would store them, and a note for each one to change."""
         content = self.chat.content
@@ -178,7 +190,7 @@ class LeadForm:
         for field in self.fields(locale):
             step = steps.get(field.name)
             if isinstance(step, InputStep):
-                raw = str(form.get(field.name, "")).strip()
+                raw = clean(str(form.get(field.name, ""))).strip()
                 if not raw:
                     if field.required:
                         errors[field.name] = self._error(step, locale)

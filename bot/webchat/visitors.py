@@ -1,13 +1,17 @@
 """Web chat visitors: a random session token issued by the server (never chosen by the client),
 of which only the SHA-256 is stored, and the random id the visitor's conversation and leads are
-keyed by. Tokens in use are cached, so a visitor's action costs no database read."""
+keyed by. Tokens in use are cached, so a visitor's action costs no database read; when each was
+last used is written at most every ``SEEN_EVERY``, and for every visitor seen before each purge."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cachetools import LRUCache
 from sqlalchemy import delete, update
@@ -41,8 +45,11 @@ class Visitors:
 
     def __init__(self, db: Database | None, *, cache_size: int = 50_000) -> None:
         self.db = db
-        self._cache: LRUCache[str, Visitor] = LRUCache(maxsize=cache_size)
+        self._cache: LRUCache[str, tuple[Visitor, float]] = LRUCache(maxsize=cache_size)
+        """token hash -> the visitor, and when their ``last_seen`` was known to be written"""
         self._memory: dict[str, Visitor] = {}
+        self._active: set[str] = set()
+        """Token hashes used since the last purge (their ``last_seen`` is written before it)."""
 
     async def create(self, locale: str | None) -> tuple[str, Visitor]:
         token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -60,31 +67,51 @@ class Visitors:
                 last_seen=now,
             )
             await self.db.run_write(lambda session: session.add(row))
-        self._cache[digest] = visitor
+        self._cache[digest] = (visitor, time.monotonic())
         return token, visitor
 
     async def find(self, token: str) -> Visitor | None:
         if not plausible(token):
             return None
         digest = token_hash(token)
-        visitor = self._cache.get(digest)
-        if visitor is not None or self.db is None:
-            return visitor or self._memory.get(digest)
+        if self.db is None:
+            return self._memory.get(digest)
+        cached = self._cache.get(digest)
+        if cached is not None:
+            visitor, seen = cached
+            self._active.add(digest)
+            if time.monotonic() - seen > SEEN_EVERY.total_seconds():  # another replica may purge
+                await self._seen_now([digest])
+                self._cache[digest] = (visitor, time.monotonic())
+            return visitor
         async with self.db.sessions() as session:
             row = await session.get(WebVisitor, digest)
         if row is None:
             return None
         visitor = Visitor(row.external_id, row.locale)
-        self._cache[digest] = visitor
         if utcnow() - _aware(row.last_seen) > SEEN_EVERY:  # seen again: not idle
-            stmt = update(WebVisitor).where(WebVisitor.token_hash == digest).values(last_seen=utcnow())
-            await self.db.run_write(lambda session: session.execute(stmt))
+            await self._seen_now([digest])
+        self._cache[digest] = (visitor, time.monotonic())
+        self._active.add(digest)
         return visitor
+
+    async def _seen_now(self, digests: list[str]) -> None:
+        assert self.db is not None
+        now = utcnow()
+        for i in range(0, len(digests), 500):
+            stmt = (
+                update(WebVisitor)
+                .where(WebVisitor.token_hash.in_(digests[i : i + 500]))
+                .values(last_seen=now)
+            )
+            await self.db.run_write(_executes(stmt))
 
     async def purge(self, idle_days: int) -> int:
         """Forget visitors idle for ``idle_days`` (their conversations go with the same rule)."""
         if self.db is None:
             return 0
+        active, self._active = self._active, set()
+        await self._seen_now(sorted(active))  # those who came back since the last purge are not idle
         cutoff = utcnow() - timedelta(days=idle_days)
         stmt = delete(WebVisitor).where(WebVisitor.last_seen < cutoff).returning(WebVisitor.token_hash)
 
@@ -99,3 +126,7 @@ class Visitors:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _executes(stmt: Any) -> Callable[[Session], object]:
+    return lambda session: session.execute(stmt)
