@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -36,6 +37,11 @@ from bot.prospect import ProspectId
 from bot.storage import ConversationStore, Record
 
 log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
 
 EffectHandler = Callable[[Effect, Turn], Awaitable[list[str]]]
 """Does what an effect asks (e.g. saves a lead); returns notices (HTML) owed to the prospect.
@@ -85,6 +91,8 @@ class ConversationCore:
         self.redeliver_failures = redeliver_failures
         """An event whose handling failed is left unrecorded, to be handled again when it comes
         again (a webhook's redelivery)."""
+        self.epoch = now_ms()
+        """When this core began (ms): the least sequence number of the messages it keeps."""
         self.outlets: dict[str, Outlet] = {}
         """Each channel's way to reach its prospects, by channel name."""
 
@@ -119,9 +127,11 @@ class ConversationCore:
                 raise
             await self.keep(turn, update_id)
 
-    @staticmethod
-    def begin(key: str, record: Record, update_id: int, prospect: ProspectId | None = None) -> Turn:
-        """The conversation of ``record`` while ``update_id`` is handled."""
+    def begin(self, key: str, record: Record, update_id: int, prospect: ProspectId | None = None) -> Turn:
+        """The conversation of ``record`` while ``update_id`` is handled. Its messages are
+        numbered on from the record's, and above ``epoch`` (when this process started), or, for a
+        conversation that starts now, above the time now (in ms): a number a client was shown is
+        never given again, even if its record was lost in a crash or erased."""
         return Turn(
             key=key,
             update_id=update_id,
@@ -134,6 +144,7 @@ class ConversationCore:
             pending=list(record.pending),
             log=list(record.log),
             seq=record.seq,
+            floor=self.epoch if record.seq else now_ms(),
             clients=list(record.clients),
         )
 
@@ -141,7 +152,14 @@ class ConversationCore:
         """Save the conversation after ``update_id`` (None: a change from staff); after /forget
         only the ids of the events handled are kept (for a day: an update may be redelivered)."""
         if turn.forgotten:
-            tomb = dataclasses.replace(turn.loaded.tombstone(update_id), seq=turn.seq)
+            # what answered the erasing action stays, to answer a resend of it the same way
+            since = turn.loaded.seq
+            tomb = dataclasses.replace(
+                turn.loaded.tombstone(update_id),
+                seq=turn.seq,
+                log=tuple(m for m in turn.log if m["seq"] > since),
+                clients=tuple(c for c in turn.clients if c[1] > since),
+            )
             await self.store.save(turn.key, tomb, durable=True)
             return
         await self.store.save(

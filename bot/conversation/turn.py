@@ -15,6 +15,10 @@ TRANSCRIPT_LINE = 300
 LOG_LIMIT = 60
 """Messages a channel keeps to show again (the web chat after a reload): a walk to a lead is
 about 40; each costs ~350 bytes of JSON in the record (the views' texts are shared in memory)."""
+LOG_CHARS = 32_000
+"""...and at most this many characters of text in all (a walk to a lead takes ~12,000): a
+visitor's long messages, escaped (a quote is kept as ``&#34;``), must not grow the record that is
+read and written at each action past ~100 KB; the oldest messages give way."""
 CLIENTS_KEPT = 16
 """Client ids remembered for resends."""
 
@@ -55,6 +59,11 @@ class Turn:
     log: list[dict[str, Any]] = field(default_factory=list)
     """Messages kept to be shown again (the web chat's transcript; see ``Record.log``)."""
     seq: int = 0
+    floor: int = 0
+    """The next message is numbered above this too: numbers never go back to ones a client has
+    seen, even when what it saw was not written (a crash: the numbers of a new process start
+    above any of an earlier one) or was erased (a new conversation after /forget starts above
+    any of the old one). See ``ConversationCore.begin``."""
     clients: list[tuple[str, int, int]] = field(default_factory=list)
 
     def note(self, line: str) -> None:
@@ -62,12 +71,20 @@ class Turn:
         self.transcript.append(line[:TRANSCRIPT_LINE])
         del self.transcript[:-TRANSCRIPT_LINES]
 
+    @property
+    def next_seq(self) -> int:
+        """The number the next message kept gets."""
+        return max(self.seq, self.floor) + 1
+
     def append(self, message: dict[str, Any]) -> dict[str, Any]:
         """Keep ``message`` in the log with the next sequence number; returns it with its ``seq``."""
-        self.seq += 1
-        message["seq"] = self.seq
-        self.log.append(message)
-        del self.log[:-LOG_LIMIT]
+        self.seq = message["seq"] = self.next_seq
+        log = self.log
+        log.append(message)
+        del log[:-LOG_LIMIT]
+        size = sum(len(m["text"]) for m in log)
+        while size > LOG_CHARS and len(log) > 1:
+            size -= len(log.pop(0)["text"])
         return message
 
     def after(self, seq: int) -> list[dict[str, Any]]:

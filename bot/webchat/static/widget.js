@@ -282,8 +282,9 @@
         throw fatal("send " + r.status);
       }
       const msgs = Array.isArray(r.data.messages) ? r.data.messages.filter(Boolean) : [];
-      // messages before these not seen yet (e.g. a consultant's): fetch them first
-      if (msgs.length && Math.min(...msgs.map((m) => m.seq)) > last + 1) await catchUp().catch(() => {});
+      // messages before these not seen yet (e.g. a consultant's): fetch them first (numbers also
+      // jump where nothing was missed: a new conversation, a restarted server)
+      if (last && msgs.length && Math.min(...msgs.map((m) => m.seq)) > last + 1) await catchUp().catch(() => {});
       render(msgs);
       if (bubble) { // still there if the server's copy had another text, or there is none
         if (msgs.some((m) => m.role === "visitor")) bubble.remove();
