@@ -101,7 +101,7 @@ def faq_eval(
     except ContentError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(1) from None
-    matcher = FaqMatcher(content.faq, out_of_scope=content.out_of_scope)
+    matcher = FaqMatcher.of(content)
     sets = {questions.name: load_labelled(questions)} if questions else parts(Path("tests"))
     for name, labelled in sets.items():
         report = evaluate(matcher, labelled, content)

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
+import zhconv
 from rapidfuzz import fuzz
 
 from bot.content import Content
+from bot.content.model import FaqEntry
 from bot.engine.conversation import Conversation
 from bot.engine.engine import Engine
 from bot.faq.evaluate import evaluate, load_questions, parts
-from bot.faq.matcher import FaqMatcher, normalise
+from bot.faq.matcher import FaqMatcher
+from bot.faq.passages import Passage, passages
 
 EVAL = Path(__file__).resolve().parent / "faq_eval.yaml"
+FAQ_NONE = FaqEntry.model_construct(id="none")
 
 
 def _folded(text: str) -> str:
-    return re.sub(r"[\W_]+", "", normalise(text))
+    """A question as written, in Simplified characters, for spotting copies: the characters only
+    (the matcher's regional words, 稽核 read as 审核, are its understanding, not a copy)."""
+    plain = zhconv.convert(unicodedata.normalize("NFKC", text), "zh-cn").lower()
+    return re.sub(r"[\W_]+", "", plain)
 
 
 def test_the_labelled_set_is_broad_and_independent_of_the_faq(content: Content) -> None:
@@ -154,3 +162,57 @@ def test_little_words_are_not_guessed_at(engine: Engine) -> None:
     conv = Conversation(engine, language_code="zh").start("lead")
     conv.send("是")  # at the consent step: not an FAQ answer, a hint with the buttons
     assert "没有看懂" in conv.text and "✅ 同意并继续" in conv.labels
+
+
+def test_passages_are_the_items_of_every_step_in_both_languages(content: Content) -> None:
+    found = passages(content)
+    by_step: dict[str, list[Passage]] = {}
+    for p in found:
+        by_step.setdefault(p.link, []).append(p)
+    materials = by_step["iso20000.materials"]
+    # a sub-item comes with the item it belongs to, paired across the languages
+    [security] = [p for p in materials if "7) 信息安全管理流程" in p.text["zh"]]
+    assert security.text["zh"].startswith("5. 申请组织的体系文件")
+    assert "information security management process" in security.text["en"]
+    assert security.heading["zh"] == "申请 ISO/IEC 20000 认证需要的材料"
+    assert security.answer()["en"].startswith("<b>Materials for an ISO/IEC 20000 application</b>\n5.")
+    # a self-check condition: its name, question and what to do; headed with its scheme
+    [penalty] = [p for p in by_step["iso9001.selfcheck"] if "行政许可" in p.text["zh"]]
+    assert penalty.heading["zh"].startswith("ISO 9001") and "认证范围不能超出许可范围" in penalty.text["zh"]
+    # no form questions, no greeting, no line with a variable, no tags
+    assert not {"lead.company", "lead.phone", "main.menu"} & set(by_step)
+    assert all("{{" not in t and "<" not in t for p in found for t in p.text.values())
+    assert any("不会提供给第三方" in p.text["zh"] for p in by_step["lead.intro"])
+    assert all(set(p.text) == {"zh", "en"} for p in found), "every passage in both languages"
+
+
+def test_a_specific_question_gets_its_passage_and_a_named_scheme_its_own_answer(content: Content) -> None:
+    matcher = FaqMatcher.of(content)
+    cases = {
+        "组织简介要写多少字": ("iso20000.materials", "1000 字左右"),
+        "稽核會看SWOT分析表嗎": ("iso20000.audit_focus", "SWOT"),
+        "will the auditors ask for configuration audit reports": ("iso20000.audit_focus", "configuration audit"),
+        "9001要交作业指导书吗": ("iso9001.materials", "作业指导书"),
+    }
+    for question, (step, text) in cases.items():
+        entry = matcher.match(question).entry
+        assert entry is not None and entry.link == step, (question, entry)
+        assert any(text in answer for answer in entry.answer.values()), (question, entry.answer)
+    assert matcher.scheme_of("三体系（ISO 9001 + 14001 + 45001）要多久") == "three"
+    assert matcher.scheme_of("ISO 9001 要多久") == "iso9001"
+    assert matcher.scheme_of("证书要多久") is None
+    # A topic about ISO/IEC 20000 (its suspension rules) is not the answer for ISO 9001.
+    for question in ("9001证书暂停最长多久", "iso 9001 suspended certificate, how long max"):
+        entry = matcher.match(question).entry
+        assert entry is None or (entry.link or "").startswith("iso9001."), (question, entry)
+    # The topics still answer topic questions.
+    assert (matcher.match("材料清单有哪些").entry or FAQ_NONE).id == "materials"
+
+
+def test_a_passage_answer_in_a_conversation_counts_its_step_and_links_to_it(engine: Engine) -> None:
+    conv = Conversation(engine, language_code="zh").start()
+    conv.send("审核会看离职交接单吗")
+    [reply] = conv.history[-1].replies
+    assert "离职交接单" in reply.text and ("passage", "iso20000.audit_focus") in conv.history[-1].notes
+    conv.press("详细了解")
+    assert (conv.state.flow, conv.state.step) == ("iso20000", "audit_focus")

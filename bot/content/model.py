@@ -176,6 +176,9 @@ class FlowDef(_Model):
     start: str
     kind: Literal["scheme", "menu", "form"] = "scheme"
     """``scheme`` flows are certification schemes: the contact form is pre-filled from them."""
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
+    """A scheme's names as prospects type them, by locale ("9001", "质量管理体系"): a question
+    that names the scheme is answered from its flow."""
     steps: dict[str, Step] = Field(min_length=1)
 
 

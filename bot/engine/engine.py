@@ -49,7 +49,7 @@ from bot.engine.events import (
 from bot.engine.render import split_message
 from bot.engine.state import HISTORY_LIMIT, Answer, State
 from bot.engine.validators import validate
-from bot.faq.matcher import FaqMatcher
+from bot.faq.matcher import PASSAGE_PREFIX, FaqMatcher
 
 _QUESTION = re.compile(
     r"[?？]|吗|呢|多少|怎么|怎样|什么|如何|能不能|可不可以|可以|是否|多久|多长|哪|为什么|要不要|有没有"
@@ -138,14 +138,12 @@ class Engine:
         self.content = content
         self.retention_days = retention_days
         """Said in the /privacy text: idle conversations are deleted after this many days."""
-        self.faq = (
-            faq
-            if faq is not None
-            else (FaqMatcher(content.faq, out_of_scope=content.out_of_scope) if content.faq else None)
-        )
-        """Answers free questions; built from the content's FAQ unless given."""
+        self.faq = faq if faq is not None else (FaqMatcher.of(content) if content.faq else None)
+        """Answers free questions; built from the content's FAQ and its flows' passages unless given."""
         self.default_locale = default_locale if default_locale in content.locales else content.default_locale
-        self._faq_index = {e.id: i for i, e in enumerate(content.faq)}
+        self._entries = [*content.faq, *(self.faq.passage_entries if self.faq is not None else ())]
+        """What a free question may be answered with: the FAQ's entries, then the passages."""
+        self._faq_index = {e.id: i for i, e in enumerate(self._entries)}
         self._labels: dict[str, dict[str, str]] = {}
         self._rows_cache: dict[tuple[str, str, str], list[Row]] = {}
         self._views: dict[tuple[str, str, int, str, bool, int], tuple[Reply, ...]] = {}
@@ -461,10 +459,10 @@ class Engine:
             st.ret = f"{st.history[-1][0]}.{st.history[-1][1]}" if st.history else None
         elif op == "k" and isinstance(step, SummaryStep):
             self._goto_target(turn, step.next)
-        elif op == "f" and arg.isdigit() and int(arg) < len(c.faq):
+        elif op == "f" and arg.isdigit() and int(arg) < len(self._entries):
             self._faq_reply(turn, int(arg))
-        elif op == "j" and arg.isdigit() and int(arg) < len(c.faq) and c.faq[int(arg)].link:
-            self._goto_target(turn, c.faq[int(arg)].link or "")
+        elif op == "j" and arg.isdigit() and int(arg) < len(self._entries) and self._entries[int(arg)].link:
+            self._goto_target(turn, self._entries[int(arg)].link or "")
         elif op == "L" and c.lead_form is not None:
             self._goto(turn, *c.lead_form)
         elif op == "F":
@@ -579,7 +577,8 @@ class Engine:
         interrupts, since the text may be the field's value."""
         if self.faq is None:
             return False
-        match = self.faq.match(text)
+        flow = self.content.flows.get(turn.st.flow)
+        match = self.faq.match(text, scheme=flow.id if flow is not None and flow.kind == "scheme" else None)
         st = turn.st
         entry = match.entry
         if (
@@ -610,8 +609,11 @@ class Engine:
     def _faq_reply(self, turn: _Turn, index: int) -> None:
         """An FAQ answer, with its own buttons, then the buttons (and question) of where we are."""
         st, c = turn.st, self.content
-        entry = c.faq[index]
-        turn.notes.append(("faq", entry.id))
+        entry = self._entries[index]
+        if entry.id.startswith(PASSAGE_PREFIX):  # a passage of a step: counted by its step
+            turn.notes.append(("passage", entry.link or ""))
+        else:
+            turn.notes.append(("faq", entry.id))
         text = c.render(entry.answer, st.locale, {})
         step = c.step(st.flow, st.step)
         if isinstance(step, InputStep) or (isinstance(step, CheckStep) and st.sub < len(step.conditions)):

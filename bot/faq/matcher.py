@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import bm25s
 import numpy as np
@@ -26,6 +28,10 @@ import zhconv
 from rapidfuzz import fuzz, process
 
 from bot.content.model import FaqEntry
+from bot.faq.passages import Passage
+
+if TYPE_CHECKING:
+    from bot.content import Content
 
 ACCEPT = 0.45
 """Confidence from which the best entry is answered."""
@@ -40,6 +46,32 @@ MIN_EVIDENCE = 2.0
 the certificate" says too little to pick one entry."""
 CANDIDATES = 6
 OUT_OF_SCOPE = "__out_of_scope__"
+PASSAGE_PREFIX = "passage_"
+"""The ids of the entries that stand for passages (``passage_12``)."""
+PASSAGE_CANDIDATES = 12
+PASSAGE_ACCEPT = 0.6
+"""Coverage of the question's words by a passage (and its heading and scheme) from which it is
+answered."""
+PASSAGE_SPECIFIC = 4.0
+"""What a passage must say of the question that the best topic does not (the summed rarity, among
+the passages, of the terms they share: Chinese character pairs, English words): a specific question
+names a thing that few items of the content talk about."""
+PASSAGE_CLOSE = (0.5, 12.0)
+"""...or a lower coverage where the passage says much more of the question than the topic does
+(组织简介要写多少字: the profile, "about 1000 characters")."""
+PASSAGE_RARE = 3.5
+"""...and one of those terms must be rare among the passages (in a dozen of them at most): words
+every other item uses ("audit", "question") do not make a question specific."""
+PASSAGE_STRONG = (0.7, 9.0)
+"""Coverage and specificity from which a passage answers even a question the topics would take
+for out of scope (they know nothing of 配置审计报告; the materials list does)."""
+_ASKING_ZH = frozenset("需要准备会看查吗什么哪些怎么嘛呢吧交做能不可以有没该得必须多少")
+_ASKING_EN = frozenset(
+    "how what need needed required require requirement necessary must do check look ask want they there "
+    "also still too much question ask tell know explain wonder".split()
+)
+"""How a question asks (需要…吗, do they check…): not what it asks about, so a passage is not
+expected to hold these words."""
 
 _RUNS = re.compile(r"[\u3400-\u9fff]+|[a-z0-9]+")
 _STOP_ZH = frozenset("的了吗呢啊呀吧么嘛哦哈是我你他她它们这那个有在要想请问一下就都也还和与及或得着过")
@@ -107,9 +139,34 @@ _STOP_EN = frozenset(
 )
 
 
+REGIONAL = (
+    ("稽核", "审核"),
+    ("查核", "检查"),
+    ("资安", "信息安全"),
+    ("资讯", "信息"),
+    ("纪录", "记录"),
+    ("训练", "培训"),
+    ("品质", "质量"),
+    ("品管", "质量管理"),
+    ("营运", "运营"),
+    ("影印", "复印"),
+    ("证照", "证书"),
+    ("个资", "个人信息"),
+    ("几多钱", "多少钱"),
+    ("几钱", "多少钱"),
+)
+"""Words of Taiwan and Hong Kong that the character conversion keeps, as the mainland says them
+(稽核 is what a mainland text calls 审核)."""
+
+
+@functools.lru_cache(maxsize=256)  # a match reads the same question several ways
 def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text)
-    return str(zhconv.convert(text, "zh-cn")).lower()
+    """NFKC, Simplified characters and mainland words, lower case."""
+    text = str(zhconv.convert(unicodedata.normalize("NFKC", text), "zh-cn")).lower()
+    for regional, mainland in REGIONAL:
+        if regional in text:
+            text = text.replace(regional, mainland)
+    return text
 
 
 def _stem(word: str) -> str:
@@ -191,8 +248,19 @@ class FaqMatcher:
         coverage_weight: float = COVERAGE_WEIGHT,
         unknown_factor: float = UNKNOWN_FACTOR,
         min_evidence: float = MIN_EVIDENCE,
+        passages: Sequence[Passage] = (),
+        schemes: Mapping[str, Sequence[str]] | None = None,
+        titles: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """``passages``: the flows' passages, searched for specific questions; ``schemes``: each
+        scheme flow's names (a question that names one is answered from it); ``titles``: each
+        flow's title, which its passages are about."""
         self.entries = list(entries)
+        self.out_of_scope = list(out_of_scope)
+        self.passages = list(passages)
+        self.schemes = dict(schemes or {})
+        self.titles = dict(titles or {})
+        """What the matcher was built from (another one can be built with the same)."""
         if out_of_scope:  # a pseudo entry: when it is the closest, the question is not ours
             examples = {"": list(out_of_scope)}
             self.entries.append(
@@ -218,10 +286,57 @@ class FaqMatcher:
         known = frozenset().union(
             *(v for e, v in zip(self.entries, self._units, strict=True) if e.id != OUT_OF_SCOPE)
         )
-        self._foreign = frozenset().union(*(v for e, v in zip(self.entries, self._units, strict=True)
-                                            if e.id == OUT_OF_SCOPE)) - known  # fmt: skip
+        self._passages = _PassageIndex(passages, titles or {})
+        theirs = [v for e, v in zip(self.entries, self._units, strict=True) if e.id == OUT_OF_SCOPE]
+        self._foreign = frozenset().union(*theirs) - known - self._passages.vocabulary
         """Words only the out-of-scope examples use (CE, SSL, 签证...): a question with one is not ours."""
+        self._schemes = sorted(
+            ((_compact(alias), flow) for flow, aliases in (schemes or {}).items() for alias in aliases),
+            key=lambda pair: -len(pair[0]),
+        )
+        """(a scheme's name, its flow), the longest names first."""
         self._pairs, self._chars, self._known_words = _vocabulary(t for group in texts for t in group)
+
+    @classmethod
+    def of(cls, content: Content) -> FaqMatcher:
+        """The matcher of ``content``: its FAQ, its out-of-scope examples and its passages."""
+        from bot.faq.passages import passages
+
+        titles = {
+            fid: [content.localise(flow.title, locale) for locale in content.locales]
+            for fid, flow in content.flows.items()
+        }
+        schemes = {
+            fid: [alias for aliases in flow.aliases.values() for alias in aliases]
+            for fid, flow in content.flows.items()
+            if flow.kind == "scheme"
+        }
+        return cls(
+            content.faq,
+            out_of_scope=content.out_of_scope,
+            passages=passages(content),
+            schemes=schemes,
+            titles=titles,
+        )
+
+    def scheme_of(self, text: str) -> str | None:
+        """The scheme (flow id) ``text`` names, if it names one: each name found counts for its
+        scheme, longest first, so "三体系（9001+14001+45001）" names the three systems."""
+        rest = _compact(normalise(text))
+        found: Counter[str] = Counter()
+        for alias, flow in self._schemes:
+            if alias and alias in rest:
+                found[flow] += rest.count(alias)
+                rest = rest.replace(alias, "\x00")
+        if not found:
+            return None
+        [(first, n), *others] = found.most_common(2)
+        return first if not others or others[0][1] < n else None
+
+    @property
+    def passage_entries(self) -> list[FaqEntry]:
+        """The passages as entries (id ``passage_N``, the answer by locale, the step as link)."""
+        return self._passages.entries
 
     def redact(self, text: str) -> str:
         """The question with only what the FAQ's questions say (its topics, examples and
@@ -274,7 +389,9 @@ class FaqMatcher:
                     covered += weight * hit[1] / 100
         return covered / total if total else 0.0
 
-    def match(self, text: str) -> Match:
+    def match(self, text: str, *, scheme: str | None = None) -> Match:
+        """The answer to ``text``: a topic's, or a specific passage's. ``scheme``: the scheme the
+        conversation is in (a question that names none is about it)."""
         query = tokens(text)
         question = units(text)
         if not query or not question or not self.entries or not self._foreign.isdisjoint(question):
@@ -287,6 +404,49 @@ class FaqMatcher:
                 if entry.id != OUT_OF_SCOPE and folded in examples:
                     return Match(entry, 1.0, (entry,))
             return Match(None, 0.0, ())
+        named = self.scheme_of(text)
+        ranked = self._rank(query, question)
+        if ranked and self.entries[ranked[0][1]].id == OUT_OF_SCOPE:
+            # Not ours, unless one passage of the content says just what is asked (and the
+            # out-of-scope examples are not sure).
+            found = self._passages.best(text, question, query, frozenset(), scheme=named or scheme)
+            if ranked[0][0] < self.accept and self._passages.strong(found, text, frozenset()):
+                assert found is not None
+                return Match(found[0], found[1], ())
+            return Match(None, 0.0, ())
+        best, index = ranked[0] if ranked else (0.0, -1)
+        suggestions = tuple(
+            self.entries[i]
+            for score, i in ranked[:3]
+            if score >= self.suggest and self.entries[i].id != OUT_OF_SCOPE
+        )
+        sure = index >= 0 and best >= self.accept and self._evidence(question, index) >= self.min_evidence
+        topic = self.entries[index] if sure else None
+        # A topic whose answer is about another scheme than the one named: that scheme's passage.
+        elsewhere = (
+            topic is not None
+            and named is not None
+            and topic.link is not None
+            and topic.link.split(".")[0] in self._passages.schemes
+            and topic.link.split(".")[0] != named
+        )
+        passage = self._passages.best(
+            text,
+            question,
+            query,
+            self._units[index] if sure and not elsewhere else frozenset(),
+            scheme=named or scheme,
+            only=named is not None,
+            relaxed=elsewhere,
+        )
+        if passage is not None:
+            return Match(passage[0], passage[1], suggestions)
+        if elsewhere:
+            return Match(None, best, suggestions)
+        return Match(topic, best, suggestions)
+
+    def _rank(self, query: list[str], question: list[str]) -> list[tuple[float, int]]:
+        """The closest topics, best first, with their confidence."""
         scores = self._bm25.get_scores(query)
         k = min(CANDIDATES, len(self.entries))
         top = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
@@ -299,16 +459,144 @@ class FaqMatcher:
             similar = process.extractOne(compact, self._examples[i], scorer=fuzz.token_set_ratio)
             closeness = similar[1] / 100 if similar else 0.0
             ranked.append((w * self._coverage(question, i) + (1 - w) * closeness, i))
-        if not ranked:
-            return Match(None, 0.0, ())
         ranked.sort(reverse=True)
-        best, index = ranked[0]
-        if self.entries[index].id == OUT_OF_SCOPE:
-            return Match(None, 0.0, ())
-        suggestions = tuple(
-            self.entries[i]
-            for score, i in ranked[:3]
-            if score >= self.suggest and self.entries[i].id != OUT_OF_SCOPE
-        )
-        sure = best >= self.accept and self._evidence(question, index) >= self.min_evidence
-        return Match(self.entries[index] if sure else None, best, suggestions)
+        return ranked
+
+
+def _compact(text: str) -> str:
+    return "".join(normalise(text).split())
+
+
+def terms(text: str) -> set[str]:
+    """What identifies a thing in a text: Chinese character pairs (a lone character where a run
+    has one), English words (stemmed) and numbers."""
+    out: set[str] = set()
+    for run in _RUNS.findall(normalise(text)):
+        if _is_cjk(run):
+            if len(run) == 1:
+                out.add(run)
+            out.update(run[i : i + 2] for i in range(len(run) - 1))
+        elif run not in _STOP_EN and run not in _ASKING_EN:
+            out.add(_stem(run))
+    return out
+
+
+def _known(term: str, vocabulary: frozenset[str]) -> bool:
+    """Whether a topic's vocabulary (its units) says ``term``: an English word, or each character
+    of a Chinese pair."""
+    if _is_cjk(term):
+        return all(c in vocabulary for c in term)
+    return term in vocabulary
+
+
+def _content_units(question: list[str]) -> set[str]:
+    """The units of a question but those that only make it a question."""
+    return {u for u in question if u not in _ASKING_ZH and u not in _ASKING_EN}
+
+
+class _PassageIndex:
+    """The passages of the flows, searched for a question the topics answer only in general."""
+
+    def __init__(self, passages: Sequence[Passage], titles: Mapping[str, Sequence[str]]) -> None:
+        self.passages = list(passages)
+        self.schemes = frozenset(titles)
+        self.entries = [
+            FaqEntry.model_construct(
+                id=f"{PASSAGE_PREFIX}{i}",
+                topic=dict(p.heading) or "",
+                answer=p.answer(),
+                examples={},
+                keywords={},
+                link=p.link,
+                lead=False,
+            )
+            for i, p in enumerate(self.passages)
+        ]
+        items = [list(p.text.values()) for p in self.passages]
+        context = [[*p.heading.values(), *titles.get(p.flow, ())] for p in self.passages]
+        self._items = [frozenset(u for text in group for u in units(text)) for group in items]
+        self._context = [frozenset(u for text in group for u in units(text)) for group in context]
+        self._terms = [frozenset(t for text in group for t in terms(text)) for group in items]
+        self.vocabulary = frozenset().union(*self._items, *self._context)
+        n = len(self.passages)
+        df = Counter(u for vocab in self._items for u in vocab)
+        self._idf = {u: math.log((n + 1) / (c + 0.5)) for u, c in df.items()}
+        self._unknown = math.log((n + 1) / 0.5)
+        term_df = Counter(t for vocab in self._terms for t in vocab)
+        self._term_idf = {t: math.log((n + 1) / (c + 0.5)) for t, c in term_df.items()}
+        self._flows = [p.flow for p in self.passages]
+        flows = np.array(self._flows, dtype=object)
+        self._in_flow = {f: flows == f for f in set(self._flows)}
+        self._in_scheme = np.isin(flows, list(self.schemes)) if self.passages else np.zeros(0, dtype=bool)
+        self._bm25: bm25s.BM25 | None = None
+        if self.passages:
+            corpus = [
+                [t for text in (*i, *c) for t in tokens(text)] or ["\x00"]
+                for i, c in zip(items, context, strict=True)
+            ]
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(corpus, show_progress=False)
+
+    def best(
+        self,
+        text: str,
+        question: list[str],
+        query: list[str],
+        topic: frozenset[str],
+        *,
+        scheme: str | None = None,
+        only: bool = False,
+        relaxed: bool = False,
+    ) -> tuple[FaqEntry, float] | None:
+        """The passage that answers ``question`` specifically, and its coverage; None if none
+        says more of it than ``topic`` (the vocabulary of the topic that would answer) does.
+        ``scheme``: passages of that scheme come first; ``only``: no other scheme's passage
+        answers (the question named it). ``relaxed``: any passage that covers the question well
+        enough (the topic answers for another scheme)."""
+        if self._bm25 is None:
+            return None
+        scores = self._bm25.get_scores(query)
+        if scheme is not None:
+            mine = self._in_flow.get(scheme)
+            if mine is not None:
+                scores[mine] *= 1.5
+                if only:
+                    scores[self._in_scheme & ~mine] = 0.0
+        k = min(PASSAGE_CANDIDATES, len(self.passages))
+        top = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
+        asked = _content_units(question) or set(question)
+        total = sum(self._idf.get(u, self._unknown) for u in asked)
+        if not total:
+            return None
+        named = terms(text)
+        ranked: list[tuple[float, float, int]] = []
+        for i in (int(i) for i in top):
+            if scores[i] <= 0:
+                continue
+            items, context = self._items[i], self._context[i]
+            covered = sum(self._idf.get(u, self._unknown) for u in asked if u in items or u in context)
+            specific = self._specific(i, named, topic)
+            bonus = 0.05 if scheme is not None and self._flows[i] == scheme else 0.0
+            ranked.append((covered / total + bonus, specific, i))
+        if not ranked:
+            return None
+        coverage, specific, i = max(ranked)
+        enough = PASSAGE_SPECIFIC / 2 if relaxed else PASSAGE_SPECIFIC
+        close = coverage >= PASSAGE_CLOSE[0] and specific >= PASSAGE_CLOSE[1]
+        if not close and (coverage < PASSAGE_ACCEPT or specific < enough):
+            return None
+        return self.entries[i], min(coverage, 1.0)
+
+    def strong(self, found: tuple[FaqEntry, float] | None, text: str, topic: frozenset[str]) -> bool:
+        """Whether ``found`` answers so well that it overrules the topics' "not ours"."""
+        if found is None:
+            return False
+        i = int(found[0].id.removeprefix(PASSAGE_PREFIX))
+        specific = self._specific(i, terms(text), topic)
+        return found[1] >= PASSAGE_STRONG[0] and specific >= PASSAGE_STRONG[1]
+
+    def _specific(self, i: int, named: set[str], topic: frozenset[str]) -> float:
+        """What passage ``i`` says of the terms ``named`` that ``topic`` does not: their summed
+        rarity, if one of them is rare (``PASSAGE_RARE``); else nothing."""
+        shared = [self._term_idf[t] for t in named if t in self._terms[i] and not _known(t, topic)]
+        return sum(shared) if shared and max(shared) >= PASSAGE_RARE else 0.0
