@@ -191,7 +191,10 @@ def test_a_specific_question_gets_its_passage_and_a_named_scheme_its_own_answer(
     cases = {
         "组织简介要写多少字": ("iso20000.materials", "1000 字左右"),
         "稽核會看SWOT分析表嗎": ("iso20000.audit_focus", "SWOT"),
-        "will the auditors ask for configuration audit reports": ("iso20000.audit_focus", "configuration audit"),
+        "will the auditors ask for configuration audit reports": (
+            "iso20000.audit_focus",
+            "configuration audit",
+        ),
         "9001要交作业指导书吗": ("iso9001.materials", "作业指导书"),
     }
     for question, (step, text) in cases.items():

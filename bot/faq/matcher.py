@@ -74,6 +74,7 @@ _ASKING_EN = frozenset(
 expected to hold these words."""
 
 _RUNS = re.compile(r"[\u3400-\u9fff]+|[a-z0-9]+")
+_WORD = re.compile(r"[A-Za-z]+")
 _STOP_ZH = frozenset("的了吗呢啊呀吧么嘛哦哈是我你他她它们这那个有在要想请问一下就都也还和与及或得着过")
 _STOP_EN = frozenset(
     [
@@ -286,7 +287,7 @@ class FaqMatcher:
         known = frozenset().union(
             *(v for e, v in zip(self.entries, self._units, strict=True) if e.id != OUT_OF_SCOPE)
         )
-        self._passages = _PassageIndex(passages, titles or {})
+        self._passages = _PassageIndex(passages, titles or {}, schemes or {})
         theirs = [v for e, v in zip(self.entries, self._units, strict=True) if e.id == OUT_OF_SCOPE]
         self._foreign = frozenset().union(*theirs) - known - self._passages.vocabulary
         """Words only the out-of-scope examples use (CE, SSL, 签证...): a question with one is not ours."""
@@ -296,6 +297,12 @@ class FaqMatcher:
         )
         """(a scheme's name, its flow), the longest names first."""
         self._pairs, self._chars, self._known_words = _vocabulary(t for group in texts for t in group)
+        english = {w for w in self._known_words if w.isalpha() and len(w) >= 4}
+        english |= {w for w in self._passages.vocabulary if w.isascii() and w.isalpha() and len(w) >= 4}
+        self._english = sorted(english)
+        """The English words the content uses: a misspelt word of a question is read as the
+        closest of them."""
+        self._spelt: dict[str, str] = {}
 
     @classmethod
     def of(cls, content: Content) -> FaqMatcher:
@@ -392,6 +399,7 @@ class FaqMatcher:
     def match(self, text: str, *, scheme: str | None = None) -> Match:
         """The answer to ``text``: a topic's, or a specific passage's. ``scheme``: the scheme the
         conversation is in (a question that names none is about it)."""
+        text = self._spelling(text)
         query = tokens(text)
         question = units(text)
         if not query or not question or not self.entries or not self._foreign.isdisjoint(question):
@@ -439,11 +447,35 @@ class FaqMatcher:
             only=named is not None,
             relaxed=elsewhere,
         )
+        same_step = passage is not None and topic is not None and passage[0].link == topic.link
+        if same_step and not self._passages.strong(passage, text, self._units[index], PASSAGE_CLOSE):
+            passage = None  # a line of the step the topic leads to: the topic's answer, unless
+            # the line says much more of the question
         if passage is not None:
             return Match(passage[0], passage[1], suggestions)
         if elsewhere:
             return Match(None, best, suggestions)
         return Match(topic, best, suggestions)
+
+    def _spelling(self, text: str) -> str:
+        """``text`` with each English word the content does not use, but nearly does, made that
+        word ("certifcate", "suspnded", "documnets")."""
+        if not text.isascii() and not re.search(r"[a-zA-Z]{5}", text):
+            return text
+        return _WORD.sub(self._respell, text)
+
+    def _respell(self, found: re.Match[str]) -> str:
+        word = found.group(0)
+        lower = word.lower()
+        if len(lower) < 5 or lower in _STOP_EN or _stem(lower) in self._known_words:
+            return word
+        fixed = self._spelt.get(lower)
+        if fixed is None:
+            hit = process.extractOne(lower, self._english, scorer=fuzz.ratio, score_cutoff=85)
+            fixed = hit[0] if hit is not None else lower
+            if len(self._spelt) < 10_000:
+                self._spelt[lower] = fixed
+        return fixed
 
     def _rank(self, query: list[str], question: list[str]) -> list[tuple[float, int]]:
         """The closest topics, best first, with their confidence."""
@@ -497,8 +529,18 @@ def _content_units(question: list[str]) -> set[str]:
 class _PassageIndex:
     """The passages of the flows, searched for a question the topics answer only in general."""
 
-    def __init__(self, passages: Sequence[Passage], titles: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self,
+        passages: Sequence[Passage],
+        titles: Mapping[str, Sequence[str]],
+        schemes: Mapping[str, Sequence[str]],
+    ) -> None:
         self.passages = list(passages)
+        self._naming = frozenset(
+            t for names in (*titles.values(), *schemes.values()) for name in names for t in terms(name)
+        )
+        """Terms of the flows' titles and the schemes' names: naming a scheme picks its passages,
+        it does not make a question specific."""
         self.schemes = frozenset(titles)
         self.entries = [
             FaqEntry.model_construct(
@@ -583,20 +625,32 @@ class _PassageIndex:
         coverage, specific, i = max(ranked)
         enough = PASSAGE_SPECIFIC / 2 if relaxed else PASSAGE_SPECIFIC
         close = coverage >= PASSAGE_CLOSE[0] and specific >= PASSAGE_CLOSE[1]
-        if not close and (coverage < PASSAGE_ACCEPT or specific < enough):
+        accept = PASSAGE_CLOSE[0] if relaxed else PASSAGE_ACCEPT
+        if not close and (coverage < accept or specific < enough):
             return None
         return self.entries[i], min(coverage, 1.0)
 
-    def strong(self, found: tuple[FaqEntry, float] | None, text: str, topic: frozenset[str]) -> bool:
-        """Whether ``found`` answers so well that it overrules the topics' "not ours"."""
+    def strong(
+        self,
+        found: tuple[FaqEntry, float] | None,
+        text: str,
+        topic: frozenset[str],
+        bar: tuple[float, float] = PASSAGE_STRONG,
+    ) -> bool:
+        """Whether ``found`` answers with at least the coverage and specificity of ``bar`` (by
+        default, so well that it overrules the topics' "not ours")."""
         if found is None:
             return False
         i = int(found[0].id.removeprefix(PASSAGE_PREFIX))
         specific = self._specific(i, terms(text), topic)
-        return found[1] >= PASSAGE_STRONG[0] and specific >= PASSAGE_STRONG[1]
+        return found[1] >= bar[0] and specific >= bar[1]
 
     def _specific(self, i: int, named: set[str], topic: frozenset[str]) -> float:
         """What passage ``i`` says of the terms ``named`` that ``topic`` does not: their summed
         rarity, if one of them is rare (``PASSAGE_RARE``); else nothing."""
-        shared = [self._term_idf[t] for t in named if t in self._terms[i] and not _known(t, topic)]
+        shared = [
+            self._term_idf[t]
+            for t in named
+            if t in self._terms[i] and t not in self._naming and not _known(t, topic)
+        ]
         return sum(shared) if shared and max(shared) >= PASSAGE_RARE else 0.0
