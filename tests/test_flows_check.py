@@ -169,3 +169,14 @@ def test_faq_problems_are_reported(tmp_path: Path) -> None:
     dup = [i for i, s in enumerate(lines, 1) if s == "  - id: fee"][1]
     assert f"flows/faq.yaml:{dup}: duplicate FAQ id 'fee'" in problems, problems
     assert any("unknown step 'iso20000.nope'" in p for p in problems), problems
+
+
+def test_an_unknown_intent_action_is_reported(tmp_path: Path) -> None:
+    root = tmp_path / "flows"
+    shutil.copytree(FLOWS, root)
+    common = (root / "common.yaml").read_text(encoding="utf-8")
+    common = common.replace('\n  "lang:en":', '\n  "lang:fr":').replace("\n  back:\n", "\n  backwards:\n")
+    (root / "common.yaml").write_text(common, encoding="utf-8")
+    problems = [str(p) for p in check_dir(root)]
+    assert any("intents: unknown action 'lang:fr'" in p for p in problems), problems
+    assert any("intents: unknown action 'backwards'" in p for p in problems), problems

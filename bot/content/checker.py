@@ -33,6 +33,10 @@ TEMPLATE_NAMES = frozenset({"answers", "origin"})
 VERDICT_NAMES = TEMPLATE_NAMES | {"missing"}
 
 
+INTENT_ACTIONS = frozenset({"consultant", "lead", "menu", "back", "restart"})
+"""What a typed request can do (besides ``lang:LOCALE``); see ``CommonDef.intents``."""
+
+
 class ContentError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(map(str, problems)))
@@ -157,6 +161,15 @@ class _Checker:
                 yield Problem(src.rel, src.line("texts"), f"texts: missing {key!r}, which the engine uses")
         for key, text in c.texts.items():
             yield from self.check_text(src, ("texts", key), text, names=None, answer_vars=None)
+        for action in c.intents:
+            locale = action.removeprefix("lang:")
+            if action not in INTENT_ACTIONS and not (action.startswith("lang:") and locale in c.locales):
+                yield Problem(
+                    src.rel,
+                    src.line("intents", action),
+                    f"intents: unknown action {action!r} "
+                    f"(one of {', '.join(sorted(INTENT_ACTIONS))}, lang:LOCALE)",
+                )
         for name, text in c.commands.items():
             if not re.fullmatch(r"[a-z0-9_]{1,32}", name):
                 yield Problem(src.rel, src.line("commands", name), f"command {name!r}: use a-z, 0-9 and _")

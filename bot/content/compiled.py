@@ -132,6 +132,7 @@ class Content:
         self.lead_form = split_target(common.lead_form) if common.lead_form else None
         self.texts: dict[str, Text] = dict(common.texts)
         self.commands: dict[str, Text] = dict(common.commands)
+        self.intents: dict[str, dict[str, list[str]]] = dict(common.intents)
         self.flows: dict[str, FlowDef] = {fid: f for fid, (f, _) in raw.flows.items()}
         self.faq: list[FaqEntry] = list(raw.faq.entries) if raw.faq is not None else []
         self.smalltalk: frozenset[str] = frozenset(raw.faq.smalltalk) if raw.faq is not None else frozenset()

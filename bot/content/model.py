@@ -194,6 +194,10 @@ class CommonDef(_Model):
     texts: dict[str, Text]
     commands: dict[str, Text] = Field(default_factory=dict)
     """Bot commands and their descriptions, registered with Telegram (setMyCommands) per language."""
+    intents: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    """What typed requests do, as a button would (at a menu, not in a form field): an action
+    (``consultant``, ``lead``, ``menu``, ``back``, ``restart``, ``lang:en``...) and, by locale,
+    the phrases that ask for it ("转人工", "talk to a human")."""
 
 
 class FaqEntry(_Model):

@@ -46,6 +46,7 @@ from bot.engine.events import (
     TextIn,
     Unsupported,
 )
+from bot.engine.intents import Intents
 from bot.engine.render import split_message
 from bot.engine.state import HISTORY_LIMIT, Answer, State
 from bot.engine.validators import validate
@@ -140,6 +141,8 @@ class Engine:
         """Said in the /privacy text: idle conversations are deleted after this many days."""
         self.faq = faq if faq is not None else (FaqMatcher.of(content) if content.faq else None)
         """Answers free questions; built from the content's FAQ and its flows' passages unless given."""
+        self.intents = Intents(content.intents)
+        """Typed requests that do what a button does (at a menu)."""
         self.default_locale = default_locale if default_locale in content.locales else content.default_locale
         self._entries = [*content.faq, *(self.faq.passage_entries if self.faq is not None else ())]
         """What a free question may be answered with: the FAQ's entries, then the passages."""
@@ -554,6 +557,8 @@ class Engine:
         if code is not None:
             self._act(turn, code)
             return
+        if self._intent(turn, text):
+            return
         if self._answer_question(turn, text, suggest=True):
             return
         # Kept for a consultant: asking one from here carries the question the bot could not answer.
@@ -565,6 +570,25 @@ class Engine:
             self._escalate(turn, optional=False)
         else:
             self._hint(turn, "off_topic" if self.faq is not None and looks_like_question(text) else "choose")
+
+    def _intent(self, turn: _Turn, text: str) -> bool:
+        """Do what a typed request asks for, as its button would ("转人工", "go back")."""
+        action = self.intents.find(text)
+        if action is None:
+            return False
+        c = self.content
+        turn.notes.append(("intent", action))
+        if action == "consultant":
+            self._act(turn, "c")
+        elif action == "lead" and c.lead_form is not None:
+            self._goto(turn, *c.lead_form)
+        elif action in ("menu", "back", "restart"):
+            self._command(turn, Command(action))
+        elif action.startswith("lang:") and action[5:] in c.locales:
+            self._set_locale(turn, action[5:])
+        else:
+            return False
+        return True
 
     def _redact(self, question: str) -> str:
         """A question for the operators' figures: only the FAQ's own words (no names, numbers)."""

@@ -288,6 +288,9 @@ class FaqMatcher:
             *(v for e, v in zip(self.entries, self._units, strict=True) if e.id != OUT_OF_SCOPE)
         )
         self._passages = _PassageIndex(passages, titles or {}, schemes or {})
+        answers = [_texts_of(e.answer) for e in self.entries]
+        self._answer_terms = [frozenset(t for a in texts for t in terms(a)) for texts in answers]
+        """What each entry's answer says (its terms, in every language)."""
         theirs = [v for e, v in zip(self.entries, self._units, strict=True) if e.id == OUT_OF_SCOPE]
         self._foreign = frozenset().union(*theirs) - known - self._passages.vocabulary
         """Words only the out-of-scope examples use (CE, SSL, 签证...): a question with one is not ours."""
@@ -447,10 +450,14 @@ class FaqMatcher:
             only=named is not None,
             relaxed=elsewhere,
         )
-        same_step = passage is not None and topic is not None and passage[0].link == topic.link
-        if same_step and not self._passages.strong(passage, text, self._units[index], PASSAGE_CLOSE):
-            passage = None  # a line of the step the topic leads to: the topic's answer, unless
-            # the line says much more of the question
+        if (
+            passage is not None
+            and topic is not None
+            and passage[0].link == topic.link
+            and self._passages.said(passage[0], text) <= self._answer_terms[index]
+        ):
+            passage = None  # a line of the step the topic leads to, whose answer says what the
+            # line says of the question ("每年都要年审吗"); else the line ("SWOT分析表要吗")
         if passage is not None:
             return Match(passage[0], passage[1], suggestions)
         if elsewhere:
@@ -493,6 +500,10 @@ class FaqMatcher:
             ranked.append((w * self._coverage(question, i) + (1 - w) * closeness, i))
         ranked.sort(reverse=True)
         return ranked
+
+
+def _texts_of(text: str | Mapping[str, str]) -> list[str]:
+    return [text] if isinstance(text, str) else list(text.values())
 
 
 def _compact(text: str) -> str:
@@ -644,6 +655,11 @@ class _PassageIndex:
         i = int(found[0].id.removeprefix(PASSAGE_PREFIX))
         specific = self._specific(i, terms(text), topic)
         return found[1] >= bar[0] and specific >= bar[1]
+
+    def said(self, entry: FaqEntry, text: str) -> set[str]:
+        """The terms of ``text`` the passage ``entry`` holds (but the schemes' names)."""
+        i = int(entry.id.removeprefix(PASSAGE_PREFIX))
+        return {t for t in terms(text) if t in self._terms[i] and t not in self._naming}
 
     def _specific(self, i: int, named: set[str], topic: frozenset[str]) -> float:
         """What passage ``i`` says of the terms ``named`` that ``topic`` does not: their summed
