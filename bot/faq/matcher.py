@@ -67,8 +67,9 @@ PASSAGE_STRONG = (0.7, 9.0)
 for out of scope (they know nothing of 配置审计报告; the materials list does)."""
 _ASKING_ZH = frozenset("需要准备会看查吗什么哪些怎么嘛呢吧交做能不可以有没该得必须多少")
 _ASKING_EN = frozenset(
-    "how what need needed required require requirement necessary must do check look ask want they there "
-    "also still too much question ask tell know explain wonder".split()
+    "how what when where who why whom whose long many much need needed required require requirement"
+    " necessary must do check look ask want they there also still too question tell know explain"
+    " wonder".split()
 )
 """How a question asks (需要…吗, do they check…): not what it asks about, so a passage is not
 expected to hold these words."""
@@ -284,6 +285,11 @@ class FaqMatcher:
         self._examples = [
             [" ".join(units(x)) for xs in e.examples.values() for x in xs] for e in self.entries
         ]
+        self._said_so = [
+            {*examples, *(" ".join(units(k)) for ks in e.keywords.values() for k in ks)}
+            for e, examples in zip(self.entries, self._examples, strict=True)
+        ]
+        """Each entry's examples and keywords as units: what a question of little words must be."""
         known = frozenset().union(
             *(v for e, v in zip(self.entries, self._units, strict=True) if e.id != OUT_OF_SCOPE)
         )
@@ -293,7 +299,7 @@ class FaqMatcher:
         """What each entry's answer says (its terms, in every language)."""
         theirs = [v for e, v in zip(self.entries, self._units, strict=True) if e.id == OUT_OF_SCOPE]
         self._foreign = frozenset().union(*theirs) - known - self._passages.vocabulary
-        """Words only the out-of-scope examples use (CE, SSL, 签证...): a question with one is not ours."""
+        """Words only the out-of-scope examples use (CE, SSL, 股, 吃): see ``_not_ours``."""
         self._schemes = sorted(
             ((_compact(alias), flow) for flow, aliases in (schemes or {}).items() for alias in aliases),
             key=lambda pair: -len(pair[0]),
@@ -405,14 +411,14 @@ class FaqMatcher:
         text = self._spelling(text)
         query = tokens(text)
         question = units(text)
-        if not query or not question or not self.entries or not self._foreign.isdisjoint(question):
+        if not query or not question or not self.entries or self._not_ours(question):
             return Match(None, 0.0, ())
         if all(u in _STOP_ZH or u in _STOP_EN for u in question):
             # Nothing but little words ("是", "在吗", "hi there"): only an example said just so
             # (a greeting) is an answer; anything else would be a guess.
             folded = " ".join(question)
-            for entry, examples in zip(self.entries, self._examples, strict=True):
-                if entry.id != OUT_OF_SCOPE and folded in examples:
+            for entry, said in zip(self.entries, self._said_so, strict=True):
+                if entry.id != OUT_OF_SCOPE and folded in said:
                     return Match(entry, 1.0, (entry,))
             return Match(None, 0.0, ())
         named = self.scheme_of(text)
@@ -441,15 +447,18 @@ class FaqMatcher:
             and topic.link.split(".")[0] in self._passages.schemes
             and topic.link.split(".")[0] != named
         )
-        passage = self._passages.best(
-            text,
-            question,
-            query,
-            self._units[index] if sure and not elsewhere else frozenset(),
-            scheme=named or scheme,
-            only=named is not None,
-            relaxed=elsewhere,
-        )
+        if elsewhere:  # the same topic in the named scheme: the closest line of its step
+            assert topic is not None and topic.link is not None and named is not None
+            passage = self._passages.closest(query, question, f"{named}.{topic.link.split('.')[1]}")
+        else:
+            passage = self._passages.best(
+                text,
+                question,
+                query,
+                self._units[index] if sure else frozenset(),
+                scheme=named or scheme,
+                only=named is not None,
+            )
         if (
             passage is not None
             and topic is not None
@@ -463,6 +472,16 @@ class FaqMatcher:
         if elsewhere:
             return Match(None, best, suggestions)
         return Match(topic, best, suggestions)
+
+    def _not_ours(self, question: list[str]) -> bool:
+        """Whether the question uses words only the out-of-scope examples use: an English word
+        (SSL, HACCP), two Chinese characters, or one in a short question (茅台股价多少; in a long
+        one a lone character says too little: 计量器具 is about the audit)."""
+        foreign = self._foreign.intersection(question)
+        if not foreign:
+            return False
+        chinese = [u for u in foreign if not u.isascii()]
+        return len(chinese) < len(foreign) or len(chinese) >= 2 or len(question) <= 8
 
     def _spelling(self, text: str) -> str:
         """``text`` with each English word the content does not use, but nearly does, made that
@@ -527,8 +546,8 @@ def terms(text: str) -> set[str]:
 def _known(term: str, vocabulary: frozenset[str]) -> bool:
     """Whether a topic's vocabulary (its units) says ``term``: an English word, or each character
     of a Chinese pair."""
-    if _is_cjk(term):
-        return all(c in vocabulary for c in term)
+    if _is_cjk(term):  # little words (的, 有, 要) are in every question, said or not
+        return all(c in vocabulary or c in _STOP_ZH or c in _ASKING_ZH for c in term)
     return term in vocabulary
 
 
@@ -599,13 +618,11 @@ class _PassageIndex:
         *,
         scheme: str | None = None,
         only: bool = False,
-        relaxed: bool = False,
     ) -> tuple[FaqEntry, float] | None:
         """The passage that answers ``question`` specifically, and its coverage; None if none
         says more of it than ``topic`` (the vocabulary of the topic that would answer) does.
         ``scheme``: passages of that scheme come first; ``only``: no other scheme's passage
-        answers (the question named it). ``relaxed``: any passage that covers the question well
-        enough (the topic answers for another scheme)."""
+        answers (the question named it)."""
         if self._bm25 is None:
             return None
         scores = self._bm25.get_scores(query)
@@ -634,10 +651,8 @@ class _PassageIndex:
         if not ranked:
             return None
         coverage, specific, i = max(ranked)
-        enough = PASSAGE_SPECIFIC / 2 if relaxed else PASSAGE_SPECIFIC
         close = coverage >= PASSAGE_CLOSE[0] and specific >= PASSAGE_CLOSE[1]
-        accept = PASSAGE_CLOSE[0] if relaxed else PASSAGE_ACCEPT
-        if not close and (coverage < accept or specific < enough):
+        if not close and (coverage < PASSAGE_ACCEPT or specific < PASSAGE_SPECIFIC):
             return None
         return self.entries[i], min(coverage, 1.0)
 
@@ -655,6 +670,23 @@ class _PassageIndex:
         i = int(found[0].id.removeprefix(PASSAGE_PREFIX))
         specific = self._specific(i, terms(text), topic)
         return found[1] >= bar[0] and specific >= bar[1]
+
+    def closest(self, query: list[str], question: list[str], link: str) -> tuple[FaqEntry, float] | None:
+        """The line of step ``link`` closest to the question (a topic asked of another scheme
+        than the one its answer is about: the same step of the scheme asked about)."""
+        if self._bm25 is None:
+            return None
+        scores = self._bm25.get_scores(query)
+        inside = [i for i, p in enumerate(self.passages) if p.link == link and scores[i] > 0]
+        if not inside:
+            return None
+        i = max(inside, key=lambda i: scores[i])
+        asked = _content_units(question) or set(question)
+        total = sum(self._idf.get(u, self._unknown) for u in asked) or 1.0
+        covered = sum(
+            self._idf.get(u, self._unknown) for u in asked if u in self._items[i] or u in self._context[i]
+        )
+        return self.entries[i], min(covered / total, 1.0)
 
     def said(self, entry: FaqEntry, text: str) -> set[str]:
         """The terms of ``text`` the passage ``entry`` holds (but the schemes' names)."""
