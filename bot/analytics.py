@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 _DIGITS = re.compile(r"\d[\d\s\-]{4,}\d")
 _EMAIL = re.compile(r"\S+@\S+")
 QUESTION_KEY = 120
+CONTENT_NOTES = frozenset({"faq", "passage", "intent"})
+"""Notes whose value is the content's own (an FAQ id, a step, an action): counted as they are."""
 
 
 def scrub(question: str) -> str:
@@ -80,8 +82,8 @@ class Analytics:
         for effect in result.effects:
             if isinstance(effect, SUBMISSIONS):
                 self.count("lead", effect.origin or effect.flow)
-        for kind, value in result.notes:
-            self.count(kind, value if kind == "faq" else scrub(value))
+        for kind, value in result.notes:  # the content's own ids as they are; typed text scrubbed
+            self.count(kind, value if kind in CONTENT_NOTES else scrub(value))
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(self.flush_interval)
@@ -180,9 +182,14 @@ class Totals:
         for funnel in self.funnels(content, locale):
             lines.append(f"\n{funnel.title}: {funnel.started} started, {funnel.leads} leads")
             lines += [f"  {st.step}: {st.count} ({st.share:.0%})" for st in funnel.steps]
-        faq = self.of("faq")[:10]
-        if faq:
-            lines.append("\nFAQ answers: " + ", ".join(f"{k} {n}" for k, n in faq))
+        for kind, heading in (
+            ("faq", "FAQ answers"),
+            ("passage", "Specific answers (by step)"),
+            ("intent", "Requests typed"),
+        ):
+            rows = self.of(kind)[:10]
+            if rows:
+                lines.append(f"\n{heading}: " + ", ".join(f"{k} {n}" for k, n in rows))
         for kind, heading in (("unanswered", "Not answered"), ("unsure", "Unsure (topics offered)")):
             rows = self.of(kind)[:10]
             if rows:

@@ -100,3 +100,23 @@ async def test_a_counter_the_database_refuses_is_dropped_and_the_rest_are_writte
     async with db.sessions() as s:
         assert await s.scalar(select(Stat.count).where(Stat.kind == "faq")) == 2
     await analytics.close()
+
+
+async def test_specific_answers_and_typed_requests_are_counted(
+    engine: Engine, content: Content, db: Database
+) -> None:
+    analytics = Analytics(db, flush_interval=3600)
+    conv = Conversation(engine, language_code="zh")
+    conv.command("start")
+    for text in ("审核会看离职交接单吗", "稽核會看SWOT分析表嗎", "返回上一步"):
+        before = conv.state
+        conv.send(text)
+        analytics.observe(content, "a", before, conv.history[-1])
+    await analytics.flush()
+    async with db.sessions() as s:
+        rows = {(r.kind, r.key): r.count for r in await s.scalars(select(Stat))}
+    assert rows[("passage", "iso20000.audit_focus")] == 2 and rows[("intent", "back")] == 1
+    report = (await analytics.totals()).report(content, "zh")
+    assert "Specific answers (by step): iso20000.audit_focus 2" in report
+    assert "Requests typed: back 1" in report
+    await analytics.close()
