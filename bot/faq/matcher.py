@@ -1,6 +1,8 @@
-"""Matching free questions to FAQ entries, in Simplified and Traditional Chinese and English.
+"""Matching free questions to FAQ entries and to the flows' passages, in Simplified and
+Traditional Chinese and English.
 
-1. Normalise: NFKC, Traditional to Simplified (zhconv), lower case.
+1. Normalise: NFKC, Traditional to Simplified (zhconv), Taiwan/Hong Kong words as the mainland's
+   (稽核 as 审核), lower case; an English word the content nearly uses, as that word (typos).
 2. Tokens: Chinese characters and character bigrams (no segmenter needed), English words and,
    for longer words, character trigrams, so a misspelt word still shares most of its tokens.
 3. Candidates: BM25 (bm25s) over one document per entry (its topic, examples and keywords).
@@ -9,6 +11,12 @@
    with the closest example's fuzzy similarity (rapidfuzz). Below a threshold the bot does not
    guess: it offers the closest topics instead. Questions like the content's ``out_of_scope``
    examples (other services, chatter) are not ours: when they are closest, nothing is answered.
+5. Specific questions: the passages (``bot.faq.passages``: each line, list item and self-check
+   condition of the flows) are searched the same way; a passage answers instead of the topic when
+   it says more of the question than the topic's answer does (rare terms few items use). A
+   question that names a scheme (its flow's ``aliases``) is answered from that scheme only; a
+   topic whose answer is about another scheme gives way to the same step of the scheme asked
+   about.
 """
 
 from __future__ import annotations
