@@ -159,7 +159,7 @@ def evaluate(
     return report
 
 
-DEVELOPMENT = ("faq_eval.yaml", "faq_eval_dev.yaml")
+DEVELOPMENT = ("faq_eval.yaml", "faq_eval_dev.yaml", "faq_eval_dev2.yaml")
 """The development part (in ``tests/``): read and tuned against."""
 HELD_OUT = ("faq_eval_heldout.yaml",)
 """The held-out part: never tuned against."""

@@ -73,6 +73,11 @@ every other item uses ("audit", "question") do not make a question specific."""
 PASSAGE_STRONG = (0.7, 9.0)
 """Coverage and specificity from which a passage answers even a question the topics would take
 for out of scope (they know nothing of 配置审计报告; the materials list does)."""
+PASSAGE_LEAD = 1.7
+PASSAGE_DECISIVE = (0.35, 8.0)
+"""...or a passage whose search score is well ahead of any other's (``PASSAGE_LEAD`` times the
+next one's) and which holds this much of the question and says this much of it
+(上线计划表要给审核老师看吗: the only line with 上线计划表, though the question says 老师)."""
 _ASKING_ZH = frozenset("需要准备会看查吗什么哪些怎么嘛呢吧交做能不可以有没该得必须多少")
 _ASKING_EN = frozenset(
     "how what when where who why whom whose long many much need needed required require requirement"
@@ -434,10 +439,12 @@ class FaqMatcher:
         if ranked and self.entries[ranked[0][1]].id == OUT_OF_SCOPE:
             # Not ours, unless one passage of the content says just what is asked (and the
             # out-of-scope examples are not sure).
-            found = self._passages.best(text, question, query, frozenset(), scheme=named or scheme)
-            if ranked[0][0] < self.accept and self._passages.strong(found, text, frozenset()):
-                assert found is not None
-                return Match(found[0], found[1], ())
+            found = self._passages.nearest(text, question, query, frozenset(), scheme=named or scheme)
+            if found is not None and (
+                (ranked[0][0] < self.accept and found.strong)
+                or (found.decisive and found.coverage > ranked[0][0])
+            ):
+                return Match(found.entry, found.coverage, ())
             return Match(None, 0.0, ())
         best, index = ranked[0] if ranked else (0.0, -1)
         suggestions = tuple(
@@ -470,13 +477,13 @@ class FaqMatcher:
         if (
             passage is not None
             and topic is not None
-            and passage[0].link == topic.link
-            and self._passages.said(passage[0], text) <= self._answer_terms[index]
+            and passage.entry.link == topic.link
+            and self._passages.said(passage.entry, text) <= self._answer_terms[index]
         ):
             passage = None  # a line of the step the topic leads to, whose answer says what the
             # line says of the question ("每年都要年审吗"); else the line ("SWOT分析表要吗")
         if passage is not None:
-            return Match(passage[0], passage[1], suggestions)
+            return Match(passage.entry, passage.coverage, suggestions)
         if elsewhere:
             return Match(None, best, suggestions)
         return Match(topic, best, suggestions)
@@ -564,6 +571,40 @@ def _content_units(question: list[str]) -> set[str]:
     return {u for u in question if u not in _ASKING_ZH and u not in _ASKING_EN}
 
 
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A passage found for a question, and how well it answers it."""
+
+    entry: FaqEntry
+    coverage: float
+    """The rarity-weighted share of the question's words the passage (or its heading) holds."""
+    specific: float
+    """What it says of the question that the topic does not (see ``_PassageIndex._specific``)."""
+    lead: float
+    """Its search score over the next passage's: a passage far ahead of every other one is the
+    only place the content talks about what is asked."""
+
+    @property
+    def answers(self) -> bool:
+        """Whether it answers the question rather than the topic (see ``PASSAGE_ACCEPT``)."""
+        if self.decisive:
+            return True
+        if self.coverage >= PASSAGE_CLOSE[0] and self.specific >= PASSAGE_CLOSE[1]:
+            return True
+        return self.coverage >= PASSAGE_ACCEPT and self.specific >= PASSAGE_SPECIFIC
+
+    @property
+    def decisive(self) -> bool:
+        """Far ahead of every other passage, holding much of the question and rare terms of it."""
+        cover, specific = PASSAGE_DECISIVE
+        return self.lead >= PASSAGE_LEAD and self.coverage >= cover and self.specific >= specific
+
+    @property
+    def strong(self) -> bool:
+        """So well that it overrules the topics' "not ours" (``PASSAGE_STRONG``)."""
+        return self.coverage >= PASSAGE_STRONG[0] and self.specific >= PASSAGE_STRONG[1]
+
+
 class _PassageIndex:
     """The passages of the flows, searched for a question the topics answer only in general."""
 
@@ -626,11 +667,25 @@ class _PassageIndex:
         *,
         scheme: str | None = None,
         only: bool = False,
-    ) -> tuple[FaqEntry, float] | None:
-        """The passage that answers ``question`` specifically, and its coverage; None if none
-        says more of it than ``topic`` (the vocabulary of the topic that would answer) does.
-        ``scheme``: passages of that scheme come first; ``only``: no other scheme's passage
-        answers (the question named it)."""
+    ) -> _Found | None:
+        """The passage that answers ``question`` specifically (see ``nearest``), if one does."""
+        found = self.nearest(text, question, query, topic, scheme=scheme, only=only)
+        return found if found is not None and found.answers else None
+
+    def nearest(
+        self,
+        text: str,
+        question: list[str],
+        query: list[str],
+        topic: frozenset[str],
+        *,
+        scheme: str | None = None,
+        only: bool = False,
+    ) -> _Found | None:
+        """The passage that answers ``question`` most specifically, with its coverage and what it
+        says that ``topic`` (the vocabulary of the topic that would answer) does not; see
+        ``answers`` for whether it answers. ``scheme``: passages of that scheme come first;
+        ``only``: no other scheme's passage answers (the question named it)."""
         if self._bm25 is None:
             return None
         scores = self._bm25.get_scores(query)
@@ -659,27 +714,11 @@ class _PassageIndex:
         if not ranked:
             return None
         coverage, specific, i = max(ranked)
-        close = coverage >= PASSAGE_CLOSE[0] and specific >= PASSAGE_CLOSE[1]
-        if not close and (coverage < PASSAGE_ACCEPT or specific < PASSAGE_SPECIFIC):
-            return None
-        return self.entries[i], min(coverage, 1.0)
+        others = [scores[j] for j in top if j != i]
+        lead = float(scores[i] / max(others)) if others and max(others) > 0 else math.inf
+        return _Found(self.entries[i], min(coverage, 1.0), specific, lead)
 
-    def strong(
-        self,
-        found: tuple[FaqEntry, float] | None,
-        text: str,
-        topic: frozenset[str],
-        bar: tuple[float, float] = PASSAGE_STRONG,
-    ) -> bool:
-        """Whether ``found`` answers with at least the coverage and specificity of ``bar`` (by
-        default, so well that it overrules the topics' "not ours")."""
-        if found is None:
-            return False
-        i = int(found[0].id.removeprefix(PASSAGE_PREFIX))
-        specific = self._specific(i, terms(text), topic)
-        return found[1] >= bar[0] and specific >= bar[1]
-
-    def closest(self, query: list[str], question: list[str], link: str) -> tuple[FaqEntry, float] | None:
+    def closest(self, query: list[str], question: list[str], link: str) -> _Found | None:
         """The line of step ``link`` closest to the question (a topic asked of another scheme
         than the one its answer is about: the same step of the scheme asked about)."""
         if self._bm25 is None:
@@ -694,7 +733,7 @@ class _PassageIndex:
         covered = sum(
             self._idf.get(u, self._unknown) for u in asked if u in self._items[i] or u in self._context[i]
         )
-        return self.entries[i], min(covered / total, 1.0)
+        return _Found(self.entries[i], min(covered / total, 1.0), 0.0, 0.0)
 
     def said(self, entry: FaqEntry, text: str) -> set[str]:
         """The terms of ``text`` the passage ``entry`` holds (but the schemes' names)."""
