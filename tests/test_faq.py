@@ -219,3 +219,28 @@ def test_a_passage_answer_in_a_conversation_counts_its_step_and_links_to_it(engi
     assert "离职交接单" in reply.text and ("passage", "iso20000.audit_focus") in conv.history[-1].notes
     conv.press("详细了解")
     assert (conv.state.flow, conv.state.step) == ("iso20000", "audit_focus")
+
+
+def test_words_prospects_say_are_read_as_the_contents(content: Content) -> None:
+    """A synonym (``synonyms`` in faq.yaml) reads a prospect's word as the content's: 计量器具,
+    written in Traditional characters too, finds the line about 测量设备; a word inside an English
+    word is not replaced."""
+    base = FaqMatcher.of(content)
+
+    def built(synonyms: dict[str, str]) -> FaqMatcher:
+        return FaqMatcher(
+            content.faq,
+            out_of_scope=base.out_of_scope,
+            passages=base.passages,
+            schemes=base.schemes,
+            titles=base.titles,
+            synonyms=synonyms,
+        )
+
+    question = "9001審核會看計量器具嗎"
+    assert built({}).match(question).entry is None
+    found = built({"计量器具": "测量设备", "fee": "fax"}).match(question).entry
+    assert found is not None and found.link == "iso9001.audit_focus", found
+    assert "测量设备" in str(content.localise(found.answer, "zh"))
+    fees = built({"fee": "weather"}).match("what are your fees")  # "fees" is not "fee"
+    assert fees.entry is not None and fees.entry.id == "fee"

@@ -180,3 +180,28 @@ def test_an_unknown_intent_action_is_reported(tmp_path: Path) -> None:
     problems = [str(p) for p in check_dir(root)]
     assert any("intents: unknown action 'lang:fr'" in p for p in problems), problems
     assert any("intents: unknown action 'backwards'" in p for p in problems), problems
+
+
+def test_synonym_problems_are_reported(tmp_path: Path) -> None:
+    """A synonym must lead to a word the content says, from words it does not say, each once."""
+    root = tmp_path / "flows"
+    shutil.copytree(FLOWS, root)
+    faq = (root / "faq.yaml").read_text(encoding="utf-8")
+    assert "\nsynonyms:" not in faq or "\nsynonyms:\n" in faq
+    extra = (
+        "  - {say: 测量设备, also: [测量家伙]}\n"
+        "  - {say: 飞碟, also: [UFO]}\n"
+        "  - {say: 餐饮, also: [吃饭铺子, 測量家伙]}\n"
+        "  - {say: financial, also: [audit]}\n"
+    )
+    if "\nsynonyms:\n" in faq:
+        faq = faq.replace("\nsynonyms:\n", "\nsynonyms:\n" + extra, 1)
+    else:
+        faq += "\nsynonyms:\n" + extra
+    (root / "faq.yaml").write_text(faq, encoding="utf-8")
+    problems = [str(p) for p in check_dir(root)]
+    line = faq.splitlines().index("  - {say: 飞碟, also: [UFO]}") + 1
+    assert f"flows/faq.yaml:{line}: synonym '飞碟': the content never says it" in problems, problems
+    assert any("synonym '測量家伙' is read as '测量设备' already" in p for p in problems), problems
+    assert any("synonym 'audit': the content says it itself" in p for p in problems), problems
+    assert not any("'吃饭铺子'" in p or "'UFO'" in p or "'测量家伙'" in p for p in problems), problems

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
 import jinja2
+import zhconv
 from jinja2 import meta, nodes
 
 from bot.content.compiled import REQUIRED_TEXTS, Content, split_target, texts_of
@@ -141,6 +143,46 @@ class _Checker:
         for name in faq.smalltalk:
             if name not in seen:
                 yield Problem(src.rel, src.line("smalltalk"), f"smalltalk: no entry {name!r}")
+        yield from self.check_synonyms()
+
+    def check_synonyms(self) -> Iterator[Problem]:
+        """Each synonym leads to a word the content says, from words it does not say (a synonym
+        would hide them), and no word is read two ways."""
+        faq, src = self.raw.faq, self.raw.faq_src
+        if faq is None or src is None or not faq.synonyms:
+            return
+        said = self._said()
+        seen: dict[str, str] = {}
+        for i, synonym in enumerate(faq.synonyms):
+            line = src.line("synonyms", i)
+            if not _says(said, _folded(synonym.say)):
+                yield Problem(src.rel, line, f"synonym {synonym.say!r}: the content never says it")
+            for word in synonym.also:
+                folded = _folded(word)
+                if not folded.strip():
+                    yield Problem(src.rel, line, f"synonym {synonym.say!r}: an empty word")
+                elif folded in seen or folded == _folded(synonym.say):
+                    yield Problem(
+                        src.rel, line, f"synonym {word!r} is read as {seen.get(folded, word)!r} already"
+                    )
+                elif _says(said, folded):
+                    yield Problem(
+                        src.rel, line, f"synonym {word!r}: the content says it itself; it would be hidden"
+                    )
+                seen.setdefault(folded, synonym.say)
+
+    def _said(self) -> str:
+        """Every text of the content that a question is matched against, folded, one per line."""
+        texts: list[Text] = []
+        for flow, _ in self.raw.flows.values():
+            texts.append(flow.title)
+            for step in flow.steps.values():
+                texts.extend(text for _, text in texts_of(step))
+        if self.raw.faq is not None:
+            for entry in self.raw.faq.entries:
+                texts += [entry.topic, entry.answer]
+                texts += [x for xs in (*entry.examples.values(), *entry.keywords.values()) for x in xs]
+        return "\n".join(_folded(t) for text in texts for t in _localised(text))
 
     # --- common ---------------------------------------------------------------------------------
 
@@ -406,3 +448,19 @@ def _answer_refs(ast: nodes.Template) -> set[str]:
 def _static_text(ast: nodes.Template) -> str:
     """The literal text of a template (what content authors wrote, without ``{{ }}`` parts)."""
     return "".join(str(n.data) for n in ast.find_all(nodes.TemplateData))
+
+
+def _localised(text: Text) -> list[str]:
+    return [text] if isinstance(text, str) else list(text.values())
+
+
+def _folded(text: str) -> str:
+    """As a question is read: NFKC, Simplified characters, lower case."""
+    return str(zhconv.convert(unicodedata.normalize("NFKC", text), "zh-cn")).lower()
+
+
+def _says(said: str, word: str) -> bool:
+    """Whether the folded content ``said`` holds ``word`` (an English word as a whole word)."""
+    if word.isascii():
+        return re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", said) is not None
+    return word in said

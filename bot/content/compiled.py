@@ -139,6 +139,10 @@ class Content:
         self.out_of_scope: list[str] = (
             [x for xs in raw.faq.out_of_scope.values() for x in xs] if raw.faq is not None else []
         )
+        self.synonyms: dict[str, str] = (
+            {also: s.say for s in raw.faq.synonyms for also in s.also} if raw.faq is not None else {}
+        )
+        """Each word prospects say instead of the content's (计量器具), and the content's (测量设备)."""
         self._env = make_environment()
         self._lenient = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
         self._templates: dict[str, jinja2.Template] = {}

@@ -216,6 +216,15 @@ class FaqEntry(_Model):
     """Offer "leave my details" with the answer (a quote, a call back)."""
 
 
+class Synonym(_Model):
+    """Words prospects use for a thing the content names otherwise."""
+
+    say: str = Field(min_length=1)
+    """The word the content uses (测量设备, financial)."""
+    also: list[str] = Field(min_length=1)
+    """What prospects say instead (计量器具, 量具; finance): read as ``say`` in a question."""
+
+
 class FaqDef(_Model):
     entries: list[FaqEntry] = Field(min_length=1)
     smalltalk: list[str] = Field(default_factory=lambda: ["greeting", "thanks", "bye"])
@@ -223,3 +232,6 @@ class FaqDef(_Model):
     out_of_scope: dict[str, list[str]] = Field(default_factory=dict)
     """Questions the bot must not answer (other services, chatter): when one of these is the
     closest, the bot says so instead of answering with the nearest entry."""
+    synonyms: list[Synonym] = Field(default_factory=list)
+    """Words of questions read as the content's words (in any locale; Traditional characters are
+    read as Simplified first)."""

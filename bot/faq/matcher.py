@@ -2,7 +2,8 @@
 Traditional Chinese and English.
 
 1. Normalise: NFKC, Traditional to Simplified (zhconv), Taiwan/Hong Kong words as the mainland's
-   (稽核 as 审核), lower case; an English word the content nearly uses, as that word (typos).
+   (稽核 as 审核), lower case; the words prospects say for the content's (the FAQ's ``synonyms``:
+   计量器具 as 测量设备); an English word the content nearly uses, as that word (typos).
 2. Tokens: Chinese characters and character bigrams (no segmenter needed), English words and,
    for longer words, character trigrams, so a misspelt word still shares most of its tokens.
 3. Candidates: BM25 (bm25s) over one document per entry (its topic, examples and keywords).
@@ -266,16 +267,32 @@ class FaqMatcher:
         passages: Sequence[Passage] = (),
         schemes: Mapping[str, Sequence[str]] | None = None,
         titles: Mapping[str, Sequence[str]] | None = None,
+        synonyms: Mapping[str, str] | None = None,
     ) -> None:
         """``passages``: the flows' passages, searched for specific questions; ``schemes``: each
         scheme flow's names (a question that names one is answered from it); ``titles``: each
-        flow's title, which its passages are about."""
+        flow's title, which its passages are about; ``synonyms``: words of questions read as the
+        content's words (计量器具 as 测量设备)."""
         self.entries = list(entries)
         self.out_of_scope = list(out_of_scope)
         self.passages = list(passages)
         self.schemes = dict(schemes or {})
         self.titles = dict(titles or {})
+        self.synonyms = dict(synonyms or {})
         """What the matcher was built from (another one can be built with the same)."""
+        said = {normalise(k): normalise(v) for k, v in self.synonyms.items() if k.strip()}
+        self._said = said
+        self._synonym = (
+            re.compile(
+                "|".join(
+                    rf"(?<![a-z0-9]){re.escape(k)}(?![a-z0-9])" if k.isascii() else re.escape(k)
+                    for k in sorted(said, key=len, reverse=True)
+                )
+            )
+            if said
+            else None
+        )
+        """The words prospects say, longest first (an English one as a whole word)."""
         if out_of_scope:  # a pseudo entry: when it is the closest, the question is not ours
             examples = {"": list(out_of_scope)}
             self.entries.append(
@@ -346,6 +363,7 @@ class FaqMatcher:
             passages=passages(content),
             schemes=schemes,
             titles=titles,
+            synonyms=content.synonyms,
         )
 
     def scheme_of(self, text: str) -> str | None:
@@ -421,7 +439,7 @@ class FaqMatcher:
     def match(self, text: str, *, scheme: str | None = None) -> Match:
         """The answer to ``text``: a topic's, or a specific passage's. ``scheme``: the scheme the
         conversation is in (a question that names none is about it)."""
-        text = self._spelling(text)
+        text = self._spelling(self._content_words(text))
         query = tokens(text)
         question = units(text)
         if not query or not question or not self.entries or self._not_ours(question):
@@ -497,6 +515,13 @@ class FaqMatcher:
             return False
         chinese = [u for u in foreign if not u.isascii()]
         return len(chinese) < len(foreign) or len(chinese) >= 2 or len(question) <= 8
+
+    def _content_words(self, text: str) -> str:
+        """``text`` normalised, with the words prospects say (``synonyms``) as the content says
+        them."""
+        if self._synonym is None:
+            return text
+        return self._synonym.sub(lambda found: self._said[found.group(0)], normalise(text))
 
     def _spelling(self, text: str) -> str:
         """``text`` with each English word the content does not use, but nearly does, made that
