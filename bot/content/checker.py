@@ -146,30 +146,35 @@ class _Checker:
         yield from self.check_synonyms()
 
     def check_synonyms(self) -> Iterator[Problem]:
-        """Each synonym leads to a word the content says, from words it does not say (a synonym
-        would hide them), and no word is read two ways."""
+        """Each synonym leads to a word the content says, which is no synonym itself, and no word
+        is read two ways."""
         faq, src = self.raw.faq, self.raw.faq_src
         if faq is None or src is None or not faq.synonyms:
             return
         said = self._said()
         seen: dict[str, str] = {}
+        for synonym in faq.synonyms:
+            for word in synonym.also:
+                seen.setdefault(_folded(word), synonym.say)
+        read: dict[str, str] = {}
         for i, synonym in enumerate(faq.synonyms):
             line = src.line("synonyms", i)
-            if not _says(said, _folded(synonym.say)):
+            say = _folded(synonym.say)
+            if not _says(said, say):
                 yield Problem(src.rel, line, f"synonym {synonym.say!r}: the content never says it")
+            if say in seen:
+                yield Problem(
+                    src.rel, line, f"synonym {synonym.say!r} is itself read as {seen[say]!r}: write that"
+                )
             for word in synonym.also:
                 folded = _folded(word)
                 if not folded.strip():
                     yield Problem(src.rel, line, f"synonym {synonym.say!r}: an empty word")
-                elif folded in seen or folded == _folded(synonym.say):
+                elif folded in read or folded == say:
                     yield Problem(
-                        src.rel, line, f"synonym {word!r} is read as {seen.get(folded, word)!r} already"
+                        src.rel, line, f"synonym {word!r} is read as {read.get(folded, word)!r} already"
                     )
-                elif _says(said, folded):
-                    yield Problem(
-                        src.rel, line, f"synonym {word!r}: the content says it itself; it would be hidden"
-                    )
-                seen.setdefault(folded, synonym.say)
+                read.setdefault(folded, synonym.say)
 
     def _said(self) -> str:
         """Every text of the content that a question is matched against, folded, one per line."""

@@ -27,7 +27,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -302,7 +302,10 @@ class FaqMatcher:
         self.suggest = suggest
         self.coverage_weight = coverage_weight
         self.min_evidence = min_evidence
-        texts = [self._texts(e) for e in self.entries]
+        written = [self._texts(e) for e in self.entries]
+        read = self._content_words
+        texts = [[read(text) for text in group] for group in written]
+        """Each entry's texts as a question is read (synonyms as the words they stand for)."""
         corpus = [[t for text in group for t in tokens(text)] or ["\x00"] for group in texts]
         self._bm25 = bm25s.BM25()
         self._bm25.index(corpus, show_progress=False)
@@ -313,29 +316,29 @@ class FaqMatcher:
         self._unknown_idf = unknown_factor * math.log((n + 1) / 0.5)
         self._words = [sorted(u for u in vocab if u.isascii() and len(u) > 3) for vocab in self._units]
         self._examples = [
-            [" ".join(units(x)) for xs in e.examples.values() for x in xs] for e in self.entries
+            [" ".join(units(read(x))) for xs in e.examples.values() for x in xs] for e in self.entries
         ]
         self._said_so = [
-            {*examples, *(" ".join(units(k)) for ks in e.keywords.values() for k in ks)}
+            {*examples, *(" ".join(units(read(k))) for ks in e.keywords.values() for k in ks)}
             for e, examples in zip(self.entries, self._examples, strict=True)
         ]
         """Each entry's examples and keywords as units: what a question of little words must be."""
         known = frozenset().union(
             *(v for e, v in zip(self.entries, self._units, strict=True) if e.id != OUT_OF_SCOPE)
         )
-        self._passages = _PassageIndex(passages, titles or {}, schemes or {})
-        answers = [_texts_of(e.answer) for e in self.entries]
+        self._passages = _PassageIndex(passages, titles or {}, schemes or {}, read)
+        answers = [[read(a) for a in _texts_of(e.answer)] for e in self.entries]
         self._answer_terms = [frozenset(t for a in texts for t in terms(a)) for texts in answers]
         """What each entry's answer says (its terms, in every language)."""
         theirs = [v for e, v in zip(self.entries, self._units, strict=True) if e.id == OUT_OF_SCOPE]
         self._foreign = frozenset().union(*theirs) - known - self._passages.vocabulary
         """Words only the out-of-scope examples use (CE, SSL, 股, 吃): see ``_not_ours``."""
         self._schemes = sorted(
-            ((_compact(alias), flow) for flow, aliases in (schemes or {}).items() for alias in aliases),
+            ((_compact(read(alias)), flow) for flow, aliases in (schemes or {}).items() for alias in aliases),
             key=lambda pair: -len(pair[0]),
         )
         """(a scheme's name, its flow), the longest names first."""
-        self._pairs, self._chars, self._known_words = _vocabulary(t for group in texts for t in group)
+        self._pairs, self._chars, self._known_words = _vocabulary(t for group in written for t in group)
         english = {w for w in self._known_words if w.isalpha() and len(w) >= 4}
         english |= {w for w in self._passages.vocabulary if w.isascii() and w.isalpha() and len(w) >= 4}
         self._english = sorted(english)
@@ -439,7 +442,7 @@ class FaqMatcher:
     def match(self, text: str, *, scheme: str | None = None) -> Match:
         """The answer to ``text``: a topic's, or a specific passage's. ``scheme``: the scheme the
         conversation is in (a question that names none is about it)."""
-        text = self._spelling(self._content_words(text))
+        text = self._content_words(self._spelling(text))
         query = tokens(text)
         question = units(text)
         if not query or not question or not self.entries or self._not_ours(question):
@@ -518,7 +521,7 @@ class FaqMatcher:
 
     def _content_words(self, text: str) -> str:
         """``text`` normalised, with the words prospects say (``synonyms``) as the content says
-        them."""
+        them: questions and the content's own texts alike are read so."""
         if self._synonym is None:
             return text
         return self._synonym.sub(lambda found: self._said[found.group(0)], normalise(text))
@@ -638,10 +641,12 @@ class _PassageIndex:
         passages: Sequence[Passage],
         titles: Mapping[str, Sequence[str]],
         schemes: Mapping[str, Sequence[str]],
+        read: Callable[[str], str] = str,
     ) -> None:
+        """``read``: a text as a question is read (see ``FaqMatcher._content_words``)."""
         self.passages = list(passages)
         self._naming = frozenset(
-            t for names in (*titles.values(), *schemes.values()) for name in names for t in terms(name)
+            t for names in (*titles.values(), *schemes.values()) for name in names for t in terms(read(name))
         )
         """Terms of the flows' titles and the schemes' names: naming a scheme picks its passages,
         it does not make a question specific."""
@@ -658,8 +663,8 @@ class _PassageIndex:
             )
             for i, p in enumerate(self.passages)
         ]
-        items = [list(p.text.values()) for p in self.passages]
-        context = [[*p.heading.values(), *titles.get(p.flow, ())] for p in self.passages]
+        items = [[read(t) for t in p.text.values()] for p in self.passages]
+        context = [[read(t) for t in (*p.heading.values(), *titles.get(p.flow, ()))] for p in self.passages]
         self._items = [frozenset(u for text in group for u in units(text)) for group in items]
         self._context = [frozenset(u for text in group for u in units(text)) for group in context]
         self._terms = [frozenset(t for text in group for t in terms(text)) for group in items]
