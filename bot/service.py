@@ -46,6 +46,9 @@ from bot.telegram.retry import RetryMiddleware
 from bot.telegram.runtime import Runtime
 from bot.web.app import build_web_app, start_web
 from bot.webchat import Visitors, WebChat
+from bot.wechat import WeChatChannel
+from bot.wechat.api import DatabaseTokens, MemoryTokens, RedisTokens, TokenCache, WeChatAPI
+from bot.wechat.channel import channel_marks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,6 +92,7 @@ class Service:
         self.core: ConversationCore | None = None
         self.desk: LiveDesk | None = None
         self.webchat: WebChat | None = None
+        self.wechat: WeChatChannel | None = None
         self.bot: Bot | None = None
         self.dp: Dispatcher | None = None
         self.web: web.AppRunner | None = None
@@ -205,6 +209,13 @@ class Service:
         if settings.web_enabled and self.leads is not None and self.accounts is not None:
             wake = self.alerts.wake if self.alerts is not None else None
             self.webchat = WebChat(settings, core, Visitors(self.db), leads=self.leads, wake_alerts=wake)
+            if settings.wechat_enabled:
+                self.wechat = WeChatChannel(
+                    settings,
+                    core,
+                    api=self._wechat_api(),
+                    marks=channel_marks(self.redis, settings.redis_prefix),
+                )
             app = build_web_app(
                 settings,
                 leads=self.leads,
@@ -213,9 +224,12 @@ class Service:
                 analytics=self.analytics,
                 wake_alerts=wake,
                 webchat=self.webchat,
+                wechat=self.wechat,
             )
             self.web, self.web_port = await start_web(app, settings.web_host, settings.web_port)
             log.info("web chat on %s/chat", self.web_url)
+            if self.wechat is not None:
+                log.info("WeChat callback on %s%s", self.web_url, settings.wechat_path)
             log.info("staff dashboard on %s/", self.web_url)
             self._spawn(
                 purge_idle(
@@ -230,6 +244,27 @@ class Service:
         gc.collect()
         gc.freeze()
         return self
+
+    def _wechat_api(self) -> WeChatAPI | None:
+        """WeChat's API, with the access_token where every replica reads it; None without the
+        AppID and AppSecret (passive replies only)."""
+        settings = self.settings
+        if not settings.wechat_app_id or settings.wechat_app_secret is None:
+            return None
+        tokens: TokenCache
+        if self.redis is not None:
+            tokens = RedisTokens(self.redis, settings.wechat_app_id, settings.redis_prefix)
+        elif self.db is not None:
+            tokens = DatabaseTokens(self.db, settings.wechat_app_id)
+        else:
+            tokens = MemoryTokens()
+        return WeChatAPI(
+            settings.wechat_api_base,
+            settings.wechat_app_id,
+            settings.wechat_app_secret.get_secret_value(),
+            tokens,
+            base_pause=self.tuning.retry_base_pause,
+        )
 
     def _spawn(self, job: object) -> None:
         self._tasks.append(asyncio.create_task(job))  # type: ignore[arg-type]
@@ -263,6 +298,8 @@ class Service:
         if self.web is not None:
             await self.web.cleanup()
             self.web = None
+        if self.wechat is not None:
+            await self.wechat.close()
         if crash and isinstance(self.store, SqlStore):
             self.store._dirty.clear()
         if self.bot is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import ipaddress
 import string
@@ -16,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.hours import WorkingHours
 
 PUBLIC_BOT_API = "https://api.telegram.org"
+PUBLIC_WECHAT_API = "https://api.weixin.qq.com"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -98,6 +100,27 @@ class Settings(BaseSettings):
         description="When consultants answer live chats, e.g. 'mon-fri 09:00-18:00; sat 10:00-12:00'",
     )
 
+    wechat_token: SecretStr | None = Field(
+        default=None, description="WeChat Official Account: the Token of the server settings (服务器配置)"
+    )
+    wechat_app_id: str | None = Field(default=None, description="WeChat: the AppID (开发者ID)")
+    wechat_app_secret: SecretStr | None = Field(default=None, description="WeChat: the AppSecret")
+    wechat_aes_key: SecretStr | None = Field(
+        default=None, description="WeChat: the EncodingAESKey (43 characters); when set, safe mode (安全模式)"
+    )
+    wechat_path: str = Field(default="/wechat", description="Path of the WeChat callback on the web server")
+    wechat_api_base: str = Field(default=PUBLIC_WECHAT_API, description="WeChat API base URL")
+    wechat_reply_within: float = Field(
+        default=4.0,
+        gt=0,
+        lt=5,
+        description="Seconds a turn may take for a passive reply (a slower one: customer-service messages)",
+    )
+    wechat_msgmenu: bool = Field(
+        default=False,
+        description="Offer each option also as a tappable weixin://bizmsgmenu link (not on test accounts)",
+    )
+
     redis_url: str | None = Field(
         default=None,
         description="redis://host:6379/0: conversations and per-chat locks shared by several replicas",
@@ -134,6 +157,34 @@ class Settings(BaseSettings):
             if not text or len(text) > 256 or not set(text) <= allowed:
                 raise ValueError("WEBHOOK_SECRET: 1–256 characters of A-Z, a-z, 0-9, _ and -")
         return value
+
+    @field_validator("wechat_aes_key")
+    @classmethod
+    def _aes_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            text = value.get_secret_value()
+            try:
+                ok = len(text) == 43 and len(base64.b64decode(text + "=", validate=True)) == 32
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(
+                    "WECHAT_AES_KEY: the 43 characters of the EncodingAESKey, as WeChat shows it"
+                )
+        return value
+
+    @field_validator("wechat_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or value.startswith(("/chat", "/static")) or value == "/":
+            raise ValueError("WECHAT_PATH: a path of its own, such as /wechat")
+        return value
+
+    @property
+    def wechat_enabled(self) -> bool:
+        """WeChat is served when its token is set (the callback); its API needs the AppID and
+        AppSecret too."""
+        return self.wechat_token is not None
 
     @field_validator("timezone")
     @classmethod

@@ -35,7 +35,7 @@ TEMPLATE_NAMES = frozenset({"answers", "origin"})
 VERDICT_NAMES = TEMPLATE_NAMES | {"missing"}
 
 
-INTENT_ACTIONS = frozenset({"consultant", "lead", "menu", "back", "restart"})
+INTENT_ACTIONS = frozenset({"consultant", "lead", "menu", "back", "restart", "forget", "privacy"})
 """What a typed request can do (besides ``lang:LOCALE``); see ``CommonDef.intents``."""
 
 

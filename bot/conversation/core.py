@@ -16,10 +16,11 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.analytics import Analytics
 from bot.conversation.locks import KeyLocks, Locks
+from bot.conversation.transcript import echo, keep
 from bot.conversation.turn import EMPTY, Turn
 from bot.engine.engine import Engine
 from bot.engine.events import (
@@ -50,9 +51,24 @@ A handler ignores the kinds of effect it does not know."""
 
 class Outlet(Protocol):
     """How a channel shows replies to a prospect outside a turn of their own (a consultant's
-    answer, the end of a live chat), under the conversation's lock."""
+    answer, the end of a live chat), under the conversation's lock. False: they could not be
+    delivered (WeChat: the prospect's window for messages is closed); staff are told."""
 
-    async def show(self, turn: Turn, state: State, replies: Sequence[Reply]) -> None: ...
+    async def show(self, turn: Turn, state: State, replies: Sequence[Reply]) -> bool: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Exchange:
+    """What a prospect's action produced, as kept in the conversation's log."""
+
+    messages: list[dict[str, Any]]
+    """The messages it produced: the prospect's own (``echo``), then the replies."""
+    last: int
+    """The last sequence number of the log."""
+    repeated: bool = False
+    """A resend of an action handled before: these are the messages it produced then."""
+    locale: str | None = None
+    """The conversation's language after it."""
 
 
 async def log_effect(effect: Effect, turn: Turn) -> list[str]:
@@ -201,6 +217,37 @@ class ConversationCore:
             turn.note(f"@{result.state.flow}.{result.state.step}")
         return result.replies
 
+    async def exchange(
+        self,
+        prospect: ProspectId,
+        client_id: str,
+        event: Event | Callable[[Turn], Event],
+        *,
+        language: str | None = None,
+    ) -> Exchange:
+        """One action of a prospect in a channel that keeps the log (the web chat, WeChat),
+        handled once: a resend with the same ``client_id`` (a retry after a network error, a
+        platform's redelivery) gets the messages the first produced. ``event`` may be read off
+        the conversation (WeChat: a typed number presses a button of the last view)."""
+        async with self.conversation(prospect.key, prospect=prospect, language=language) as turn:
+            assert turn is not None
+            done = turn.answered(client_id)
+            if done is not None:
+                locale = turn.state.locale if turn.state is not None else None
+                return Exchange(done, turn.seq, repeated=True, locale=locale)
+            if callable(event):
+                event = event(turn)
+            first = turn.next_seq
+            turn.update_id = first  # the action's number: never repeats in the conversation
+            mine = echo(turn, event)
+            if mine is not None:
+                turn.append({"role": "visitor", "kind": "view", "text": mine, "buttons": []})
+            result = self.handle(turn, event)
+            replies = await self.apply(turn, result, event)
+            keep(turn, replies if replies is not None else [self.failure(turn, result)])
+            turn.remember_client(client_id, first)
+            return Exchange(turn.after(first - 1), turn.seq, locale=result.state.locale)
+
     def failure(self, turn: Turn, result: Result) -> Reply:
         """What the prospect is told when an effect of theirs failed."""
         locale = turn.state.locale if turn.state else result.state.locale
@@ -220,8 +267,7 @@ class ConversationCore:
         async with self.conversation(prospect.key, prospect=prospect) as turn:
             assert turn is not None
             state = turn.state or self.engine.handle(None, Command("start")).state
-            await outlet.show(turn, state, replies(turn))
-        return True
+            return await outlet.show(turn, state, replies(turn))
 
     async def push_event(self, prospect: ProspectId, event: Event, when: Callable[[Turn], bool]) -> bool:
         """Handle ``event`` in the prospect's conversation if ``when(turn)`` (e.g. staff closed
@@ -235,7 +281,6 @@ class ConversationCore:
                 return False
             result = self.handle(turn, event)
             replies = await self.apply(turn, result, event)
-            await outlet.show(
+            return await outlet.show(
                 turn, result.state, replies if replies is not None else [self.failure(turn, result)]
             )
-        return True

@@ -259,3 +259,15 @@ class WebVisitor(Base):
     locale: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class WeChatToken(Base):
+    """The WeChat access_token, shared by every replica (when there is no Redis): one row per
+    account; ``refreshing_until``: a replica is fetching a new one until then (the others wait)."""
+
+    __tablename__ = "wechat_tokens"
+
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str] = mapped_column(String(1024), default="")
+    expires_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    refreshing_until: Mapped[int] = mapped_column(BigInteger, default=0)

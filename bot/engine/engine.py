@@ -582,7 +582,7 @@ class Engine:
             self._act(turn, "c")
         elif action == "lead" and c.lead_form is not None:
             self._goto(turn, *c.lead_form)
-        elif action in ("menu", "back", "restart"):
+        elif action in ("menu", "back", "restart", "forget", "privacy"):
             self._command(turn, Command(action))
         elif action.startswith("lang:") and action[5:] in c.locales:
             self._set_locale(turn, action[5:])

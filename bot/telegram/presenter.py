@@ -126,6 +126,7 @@ class TelegramOutlet:
         self.bot = bot
         self.core = core
 
-    async def show(self, turn: Turn, state: State, replies: Sequence[Reply]) -> None:
+    async def show(self, turn: Turn, state: State, replies: Sequence[Reply]) -> bool:
         assert turn.prospect is not None
         await show(self.bot, self.core, turn.prospect.telegram_chat, turn, state, replies)
+        return True

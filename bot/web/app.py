@@ -41,6 +41,7 @@ from bot.text import clean
 from bot.web.i18n import translator
 from bot.webchat import WebChat
 from bot.webchat.http import client_address
+from bot.wechat import WeChatChannel
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "sid"
@@ -74,6 +75,8 @@ class Dashboard:
     """Tells the staff alert sender that an alert is due (one sent again from the overview)."""
     templates: jinja2.Environment = field(init=False)
     failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    open_paths: tuple[str, ...] = ()
+    """Paths with their own authentication (WeChat's callback: its signature), not signed in."""
 
     def __post_init__(self) -> None:
         self.locale = self.settings.default_locale
@@ -314,7 +317,7 @@ class Dashboard:
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Who is signed in; pages need a session (GET: to the sign-in page), forms a CSRF token."""
-        if request.path == CHAT or request.path.startswith(CHAT + "/"):
+        if request.path == CHAT or request.path.startswith(CHAT + "/") or request.path in self.open_paths:
             return await handler(request)
         identity = await self.accounts.identify(request.cookies.get(SESSION_COOKIE, ""))
         if identity is not None:
@@ -396,12 +399,17 @@ def build_web_app(
     analytics: Analytics | None = None,
     wake_alerts: Callable[[], None] | None = None,
     webchat: WebChat | None = None,
+    wechat: WeChatChannel | None = None,
 ) -> web.Application:
-    """The dashboard, and the web chat (``webchat``) on the same server."""
+    """The dashboard, and the web chat (``webchat``) and WeChat's callback (``wechat``) on the
+    same server."""
     dash = Dashboard(settings, leads, accounts, content, analytics, wake_alerts)
     app = web.Application(middlewares=[dash.headers, dash.guard], client_max_size=64 * 1024)
     if webchat is not None:
         webchat.routes(app)
+    if wechat is not None:
+        dash.open_paths = (settings.wechat_path,)
+        wechat.routes(app)
     app.router.add_get("/", dash.home)
     app.router.add_get("/healthz", dash.health)
     app.router.add_get("/favicon.ico", dash.favicon)

@@ -31,13 +31,14 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from bot import jsonio
 from bot.content import Content
 from bot.conversation.core import ConversationCore
+from bot.conversation.transcript import keep
 from bot.conversation.turn import Turn
-from bot.engine.events import Command, Event, Press, Reply, TextIn, parse_command
+from bot.engine.events import Event, Press, Reply, TextIn, parse_command
 from bot.engine.state import State
 from bot.leads.repository import LeadRepository
 from bot.prospect import ProspectId
@@ -71,20 +72,6 @@ class Refused(Exception):
         self.status = status
         self.error = error
         self.notice = notice
-
-
-def message_of(reply: Reply, role: str = "bot") -> dict[str, Any]:
-    """A reply as the web chat keeps and sends it."""
-    buttons = [
-        [{"label": b.label, "url": b.url} if b.url else {"label": b.label, "payload": b.payload} for b in row]
-        for row in reply.buttons
-    ]
-    return {
-        "role": "staff" if reply.kind == "staff" else role,
-        "kind": "notice" if reply.kind == "notice" else "view",
-        "text": reply.text,
-        "buttons": buttons,
-    }
 
 
 class WebChat:
@@ -146,17 +133,12 @@ class WebChat:
 
     # --- the outlet: messages from elsewhere (a consultant) --------------------------------------
 
-    async def show(self, turn: Turn, state: State, replies: Sequence[Reply]) -> None:
+    async def show(self, turn: Turn, state: State, replies: Sequence[Reply]) -> bool:
         """Keep ``replies`` (and what is owed) in the visitor's transcript; the stream sends them
         once the conversation is saved."""
-        self._keep(turn, replies)
+        keep(turn, replies)
         asyncio.get_running_loop().call_soon(self._wake, turn.key)
-
-    def _keep(self, turn: Turn, replies: Sequence[Reply]) -> None:
-        for reply in replies:
-            turn.append(message_of(reply))
-        while turn.pending:
-            turn.append({"role": "bot", "kind": "notice", "text": turn.pending.pop(0), "buttons": []})
+        return True
 
     def _wake(self, key: str) -> None:
         for waiter in self._waiters.get(key, ()):
@@ -313,39 +295,10 @@ class WebChat:
         """One action of a visitor: the messages it produced (the same ones again for a resend),
         and the last sequence number of the transcript."""
         prospect = ProspectId(WEB, visitor.external_id)
-        core = self.core
-        async with core.conversation(prospect.key, prospect=prospect, language=visitor.locale) as turn:
-            assert turn is not None
-            done = turn.answered(client_id)
-            if done is not None:
-                return done, turn.seq
-            first = turn.next_seq
-            turn.update_id = first  # the action's number: never repeats in the conversation
-            echo = self._echo(turn, event)
-            if echo is not None:
-                turn.append({"role": "visitor", "kind": "view", "text": echo, "buttons": []})
-            result = core.handle(turn, event)
-            replies = await core.apply(turn, result, event)
-            self._keep(turn, replies if replies is not None else [core.failure(turn, result)])
-            turn.remember_client(client_id, first)
-            messages, last = turn.after(first - 1), turn.seq
-        self._wake(prospect.key)
-        return messages, last
-
-    @staticmethod
-    def _echo(turn: Turn, event: Event) -> str | None:
-        """What the visitor's bubble shows (escaped HTML): the text typed, the label pressed."""
-        if isinstance(event, TextIn):
-            return str(escape(event.text))
-        if isinstance(event, Command) and event.name != "start":
-            return str(escape(f"/{event.name} {event.arg}".rstrip()))
-        if isinstance(event, Press):
-            for message in reversed(turn.log):
-                for row in message.get("buttons", ()):
-                    for button in row:
-                        if button.get("payload") == event.payload:
-                            return str(escape(button["label"]))
-        return None
+        done = await self.core.exchange(prospect, client_id, event, language=visitor.locale)
+        if not done.repeated:
+            self._wake(prospect.key)
+        return done.messages, done.last
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         self._admit(request)
