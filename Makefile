@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/staff_list.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/webchat.py
+	$(BIN)/python bench/wechat.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -223,6 +223,42 @@ def run() -> None:
         pass
 
 
+wechat_app = typer.Typer(no_args_is_help=True, help="WeChat Official Account (微信公众号).")
+app.add_typer(wechat_app, name="wechat")
+
+
+@wechat_app.command("menu")
+def wechat_menu(
+    show: Annotated[bool, typer.Option("--show", help="Print the menu's JSON; publish nothing")] = False,
+) -> None:
+    """Publish the custom menu (自定义菜单) from wechat_menu in flows/common.yaml."""
+    import asyncio
+    import json
+
+    from bot.content import ContentError, load_content
+    from bot.wechat.api import WeChatError
+    from bot.wechat.menu import build_menu, publish_menu
+
+    settings = Settings()
+    try:
+        content = load_content(settings.flows_dir)
+    except ContentError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(1) from None
+    if show:
+        typer.echo(json.dumps(build_menu(content), ensure_ascii=False, indent=2))
+        return
+    try:
+        body = asyncio.run(publish_menu(settings, content))
+    except ValueError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+    except WeChatError as e:
+        typer.echo(f"WeChat refused the menu: {e} (a verified account is needed; see README)", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"menu published: {len(body['button'])} entries")
+
+
 webhook_app = typer.Typer(help="Run by webhook (one process or several replicas).")
 app.add_typer(webhook_app, name="webhook")
 

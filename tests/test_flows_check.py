@@ -205,3 +205,30 @@ def test_synonym_problems_are_reported(tmp_path: Path) -> None:
     assert any("synonym '測量家伙' is read as '测量设备' already" in p for p in problems), problems
     assert any("synonym '吃饭铺子' is itself read as '餐饮'" in p for p in problems), problems
     assert not any("'UFO'" in p or "'测量家伙'" in p for p in problems), problems
+
+
+def test_wechat_menu_problems_are_reported_against_wechats_limits(tmp_path: Path) -> None:
+    root = tmp_path / "flows"
+    shutil.copytree(FLOWS, root)
+    common = (root / "common.yaml").read_text(encoding="utf-8")
+    start = common.index("wechat_menu:\n")
+    end = common.index("\ntexts:\n")
+    menu = (
+        "wechat_menu:\n"
+        "  - label: 认证项目和更多的说明\n"  # 30 bytes: over the top entries' 16
+        "    entries:\n"
+        + "".join(f"      - {{label: 第{i}项, flow: iso9001}}\n" for i in range(6))
+        + "  - {label: 顾问, command: teleport}\n"
+        "  - {label: 新, flow: iso14001}\n"
+        "  - {label: 网站, url: ftp://example.com}\n"
+    )
+    common = common[:start] + menu + common[end:]
+    (root / "common.yaml").write_text(common, encoding="utf-8")
+    problems = [str(p) for p in check_dir(root)]
+    line = common.splitlines().index("  - {label: 新, flow: iso14001}") + 1
+    assert any("wechat_menu: at most 3 entries" in p for p in problems), problems
+    assert any("'认证项目和更多的说明' must be 1–16 bytes" in p for p in problems), problems
+    assert any("'认证项目和更多的说明': at most 5 entries" in p for p in problems), problems
+    assert any("unknown command 'teleport'" in p for p in problems), problems
+    assert f"flows/common.yaml:{line}: wechat_menu: '新': unknown flow 'iso14001'" in problems, problems
+    assert any("'网站': the url must start with https://" in p for p in problems), problems

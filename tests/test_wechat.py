@@ -224,6 +224,8 @@ async def test_what_a_user_cannot_send_gets_a_polite_answer_and_an_unfollow_none
     answer = await u.picture()
     assert answer is not None and "只能读懂文字" in answer and "回复 1：" in answer
     assert await wx.push(u.openid, "event", Event="unsubscribe") is None
+    scanned = await WeChatUser(wx).follow(scene="iso9001")  # a QR code with a scene: that flow
+    assert scanned is not None and "ISO 9001" in scanned.splitlines()[0]
     big = await u.send("证" * 5000)  # longer than WeChat sends: read in part, answered
     assert big is not None and len(big.encode()) <= MAX_BYTES
 
@@ -395,3 +397,58 @@ def _wechat_overrides(wx: FakeWeChat) -> dict[str, Any]:
         "wechat_app_secret": wx.secret,
         "wechat_api_base": wx.base,
     }
+
+
+async def test_the_custom_menu_is_published_from_content_and_its_clicks_start_flows(
+    wx: FakeWeChat, bot: Service
+) -> None:
+    from bot.wechat.menu import publish_menu
+
+    body = await publish_menu(bot.settings, bot.content)
+    [published] = wx.menus
+    assert published == body and [b["name"] for b in body["button"]] == ["认证项目", "咨询顾问", "更多"]
+    keys = {b["name"]: b["key"] for top in body["button"] for b in top.get("sub_button", [top])}
+    u = WeChatUser(wx)
+    await u.follow()
+    shown = await u.click(keys["ISO 9001 质量管理"])
+    assert shown is not None and "ISO 9001" in shown and "回复 1：" in shown
+    consultant = await u.click(keys["咨询顾问"])
+    assert consultant is not None and "顾问" in consultant
+    english = await u.click(keys["English"])
+    assert english is not None and "Reply 1: " in english
+    # A click in the middle of the lead form does what it says; it is not taken as an answer.
+    await u.click(keys["留下联系方式"])
+    await u.send("1")  # agree
+    asked = await u.click(keys["主菜单"])
+    assert asked is not None and "Reply 1: " in asked and not await leads(bot)
+
+
+async def test_two_replicas_on_postgresql_and_redis_share_one_dedupe_and_one_token(
+    wx: FakeWeChat, tmp_path: Path, postgres_url: str, redis_prefix: str
+) -> None:
+    shared = {"database_url": postgres_url, "redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+    a = await serve(wx, wechat_settings(wx, tmp_path, **shared))
+    b = await Service(wechat_settings(wx, tmp_path, **shared), tuning=Tuning(retry_base_pause=0.01)).start()
+    try:
+        url_a, url_b = wx.callback, f"http://127.0.0.1:{b.web_port}/wechat"
+        u = WeChatUser(wx)
+        await u.follow()  # through replica a
+        xml, _ = wx.xml(u.openid, "text", Content=u.number("ISO 27001"), MsgId="9001")
+        _, first = await wx._post(xml)
+        wx.callback = url_b  # WeChat's retry reaches the other replica
+        _, again = await wx._post(xml)
+        shown = wx.read_reply(first)
+        assert shown is not None and "27001" in shown and wx.read_reply(again) == shown
+        wx.seen[u.openid].add(shown)
+        assert turns(a) + turns(b) == 2  # the follow and the message: once each
+        # The conversation goes on at replica b, from where replica a left it.
+        more = await u.choose("所需材料")
+        assert more is not None and "材料" in more and turns(b) == 1
+        wx.callback = url_a
+        assert a.wechat is not None and b.wechat is not None
+        assert a.wechat.api is not None and b.wechat.api is not None
+        tokens = await asyncio.gather(a.wechat.api.token(), b.wechat.api.token(), a.wechat.api.token())
+        assert len(set(tokens)) == 1 and wx.token_calls == 1
+    finally:
+        await b.stop()
+        await a.stop()

@@ -15,6 +15,7 @@ from jinja2 import meta, nodes
 from bot.content.compiled import REQUIRED_TEXTS, Content, split_target, texts_of
 from bot.content.loader import Problem, RawContent, SourceFile, read_dir
 from bot.content.model import (
+    MENU_COMMANDS,
     BranchStep,
     CheckStep,
     ChoiceStep,
@@ -24,6 +25,8 @@ from bot.content.model import (
     Step,
     SummaryStep,
     Text,
+    WeChatMenuEntry,
+    menu_label,
 )
 from bot.engine.render import MESSAGE_LIMIT, html_problems, make_environment, visible_length
 
@@ -217,11 +220,62 @@ class _Checker:
                     f"intents: unknown action {action!r} "
                     f"(one of {', '.join(sorted(INTENT_ACTIONS))}, lang:LOCALE)",
                 )
+        yield from self.check_wechat_menu()
         for name, text in c.commands.items():
             if not re.fullmatch(r"[a-z0-9_]{1,32}", name):
                 yield Problem(src.rel, src.line("commands", name), f"command {name!r}: use a-z, 0-9 and _")
             path = ("commands", name)
             yield from self.check_text(src, path, text, names=frozenset(), answer_vars=None, label=True)
+
+    def check_wechat_menu(self) -> Iterator[Problem]:
+        """WeChat's limits (3 entries, 5 sub-entries; names of 16 and 60 bytes) and targets that
+        exist."""
+        c, src = self.common, self.csrc
+        menu = c.wechat_menu
+        if len(menu) > 3:
+            yield Problem(src.rel, src.line("wechat_menu"), "wechat_menu: at most 3 entries (WeChat's limit)")
+        for i, entry in enumerate(menu):
+            yield from self._menu_entry(entry, ("wechat_menu", i), top=True)
+
+    def _menu_entry(
+        self, entry: WeChatMenuEntry, path: tuple[str | int, ...], *, top: bool
+    ) -> Iterator[Problem]:
+        c, src = self.common, self.csrc
+        line = src.line(*path)
+        yield from self.check_text(
+            src, (*path, "label"), entry.label, names=frozenset(), answer_vars=None, label=True
+        )
+        name = menu_label(entry, c.default_locale)
+        limit = 16 if top else 60
+        if not name.strip() or len(name.encode()) > limit:
+            yield Problem(src.rel, line, f"wechat_menu: {name!r} must be 1–{limit} bytes (WeChat's limit)")
+        kinds = [k for k in ("flow", "command", "url") if getattr(entry, k)] + (
+            ["entries"] if entry.entries else []
+        )
+        if len(kinds) != 1:
+            yield Problem(
+                src.rel, line, f"wechat_menu: {name!r} needs exactly one of flow, command, url, entries"
+            )
+        if entry.entries:
+            if not top:
+                yield Problem(src.rel, line, f"wechat_menu: {name!r}: only a top entry has entries")
+            if len(entry.entries) > 5:
+                yield Problem(src.rel, line, f"wechat_menu: {name!r}: at most 5 entries (WeChat's limit)")
+            for j, sub in enumerate(entry.entries):
+                yield from self._menu_entry(sub, (*path, "entries", j), top=False)
+        if entry.flow is not None and entry.flow not in self.raw.flows:
+            yield Problem(src.rel, line, f"wechat_menu: {name!r}: unknown flow {entry.flow!r}")
+        if entry.command is not None:
+            command, _, arg = entry.command.partition(" ")
+            if command not in MENU_COMMANDS or (command == "lang" and arg not in c.locales):
+                yield Problem(
+                    src.rel,
+                    line,
+                    f"wechat_menu: {name!r}: unknown command {entry.command!r} "
+                    f"(one of {', '.join(sorted(MENU_COMMANDS))}; lang LOCALE)",
+                )
+        if entry.url is not None and not entry.url.startswith(("https://", "http://")):
+            yield Problem(src.rel, line, f"wechat_menu: {name!r}: the url must start with https://")
 
     # --- flows ----------------------------------------------------------------------------------
 

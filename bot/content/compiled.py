@@ -133,6 +133,8 @@ class Content:
         self.texts: dict[str, Text] = dict(common.texts)
         self.commands: dict[str, Text] = dict(common.commands)
         self.intents: dict[str, dict[str, list[str]]] = dict(common.intents)
+        self.wechat_menu = list(common.wechat_menu)
+        """WeChat's custom menu (see ``bot.wechat.menu``)."""
         self.flows: dict[str, FlowDef] = {fid: f for fid, (f, _) in raw.flows.items()}
         self.faq: list[FaqEntry] = list(raw.faq.entries) if raw.faq is not None else []
         self.smalltalk: frozenset[str] = frozenset(raw.faq.smalltalk) if raw.faq is not None else frozenset()

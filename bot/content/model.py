@@ -182,6 +182,39 @@ class FlowDef(_Model):
     steps: dict[str, Step] = Field(min_length=1)
 
 
+class WeChatMenuEntry(_Model):
+    """An entry of WeChat's custom menu (自定义菜单): a flow to start, a command, a web page, or
+    (at the top) a list of sub-entries. Exactly one of them."""
+
+    label: Text
+    flow: str | None = None
+    """A flow, started as ``/start FLOW`` (as a Telegram deep link)."""
+    command: str | None = None
+    """A command (``menu``, ``help``, ``privacy``, ``forget``, ``consultant``, ``lead``,
+    ``lang en``), as if typed."""
+    url: str | None = None
+    entries: list[WeChatMenuEntry] = Field(default_factory=list)
+
+
+MENU_COMMANDS = frozenset({"menu", "help", "privacy", "forget", "consultant", "lead", "lang"})
+"""What a WeChat menu entry may do besides starting a flow."""
+
+
+def menu_label(entry: WeChatMenuEntry, locale: str) -> str:
+    """The entry's name in ``locale`` (WeChat's menu has one language)."""
+    label = entry.label
+    if isinstance(label, str):
+        return label
+    return label.get(locale) or next(iter(label.values()), "")
+
+
+def menu_key(entry: WeChatMenuEntry) -> str:
+    """What a click on the entry sends (its EventKey): a command, as if typed."""
+    if entry.flow is not None:
+        return f"/start {entry.flow}"
+    return f"/{entry.command}"
+
+
 class CommonDef(_Model):
     locales: list[str] = Field(min_length=1)
     default_locale: str
@@ -194,6 +227,9 @@ class CommonDef(_Model):
     texts: dict[str, Text]
     commands: dict[str, Text] = Field(default_factory=dict)
     """Bot commands and their descriptions, registered with Telegram (setMyCommands) per language."""
+    wechat_menu: list[WeChatMenuEntry] = Field(default_factory=list)
+    """WeChat's custom menu, published with ``python -m bot wechat menu`` (one language: the
+    default locale's labels)."""
     intents: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
     """What typed requests do, as a button would (at a menu, not in a form field): an action
     (``consultant``, ``lead``, ``menu``, ``back``, ``restart``, ``lang:en``...) and, by locale,

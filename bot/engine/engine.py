@@ -378,6 +378,10 @@ class Engine:
         elif name == "forget":
             row = [(self._label(turn, "forget_yes"), "F", None), (self._label(turn, "forget_no"), "K", None)]
             turn.replies.append(Reply(self._t(turn, "forget_confirm"), self._keyboard(turn, [row]), "notice"))
+        elif name == "consultant":  # what its button does (a WeChat menu entry sends it)
+            self._act(turn, "c")
+        elif name == "lead" and c.lead_form is not None:
+            self._goto(turn, *c.lead_form)
         else:
             self._hint(turn, "unknown_command")
 
