@@ -137,6 +137,8 @@ class WeChatChannel:
         self.reply_within = settings.wechat_reply_within
         self.links = settings.wechat_msgmenu
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._option_lines: dict[tuple[str, str], str] = {}
+        """``wx_option`` by content version and language, its number and label to fill in."""
         self.turns = 0
         """Turns handled here (the benchmark counts duplicates with it)."""
         core.outlets[WECHAT] = self
@@ -151,9 +153,15 @@ class WeChatChannel:
     def texts(self, messages: Sequence[dict[str, Any]], locale: str | None) -> list[str]:
         content = self.core.engine.content
         loc = locale or content.default_locale
+        key = (content.version, loc)
+        shape = self._option_lines.get(key)
+        if shape is None:  # the template rendered once per content and language, not per line
+            if len(self._option_lines) > 8:  # earlier contents' (reloads)
+                self._option_lines.clear()
+            shape = self._option_lines[key] = content.t("wx_option", loc, number="\x01", label="\x02")
 
         def line(number: int, label: str) -> str:
-            return content.t("wx_option", loc, number=number, label=label)
+            return shape.replace("\x01", str(number)).replace("\x02", label)
 
         return texts(messages, line, links=self.links)
 
