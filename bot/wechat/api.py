@@ -7,8 +7,10 @@ It is kept where every replica reads it (``TokenCache``: Redis, else the databas
 by one replica at a time, ``EARLY`` seconds before it expires. An error that says the token is
 bad (40001, 42001, 40014) drops it and the call is made once more with a new one (forced only if
 WeChat hands the same one back). 45015 (the user's 48-hour window is closed) and 45047 (its
-messages are used up) are not retried: ``Undeliverable``. -1 (busy) and 5xx are retried with a
-growing pause. Sending is paced (``rate`` calls a second in all).
+messages are used up) are not retried: ``Undeliverable``. -1 (busy), 5xx and a request that never
+reached WeChat are retried with a growing pause; a customer-service message whose fate is unknown
+(a timeout) is not, since sending it twice would show it twice. A failed fetch of the token gives
+its lease back. Sending is paced (``rate`` calls a second in all).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ BAD_TOKEN = frozenset({40001, 40014, 42001})
 CLOSED = frozenset({45015, 45047})
 """45015: outside the 48-hour window; 45047: the window's messages are used up."""
 BUSY = -1
+NOT_JSON = -2
+UNKNOWN = -3
+"""A call whose fate is unknown (a timeout after the request went): not retried."""
 ATTEMPTS = 4
 REFRESH_LEASE = 10
 """Seconds one replica holds the right to fetch a token."""
@@ -79,6 +84,10 @@ class TokenCache(Protocol):
         """Forget the token ``value`` (WeChat refused it), unless another has replaced it."""
         ...
 
+    async def release(self) -> None:
+        """Give the lease back (this replica's fetch failed)."""
+        ...
+
 
 class MemoryTokens:
     """One process's own cache (no database, no Redis: the terminal, a test)."""
@@ -104,6 +113,9 @@ class MemoryTokens:
     async def drop(self, value: str) -> None:
         if self.token is not None and self.token.value == value:
             self.token = None
+
+    async def release(self) -> None:
+        self._lease = 0.0
 
 
 class RedisTokens:
@@ -133,6 +145,9 @@ class RedisTokens:
         current = await self.get()
         if current is not None and current.value == value:
             await self.redis.delete(self.key)
+
+    async def release(self) -> None:
+        await self.redis.delete(self.lease)
 
 
 class DatabaseTokens:
@@ -188,6 +203,12 @@ class DatabaseTokens:
                 .where(WeChatToken.app_id == self.app_id, WeChatToken.token == value)
                 .values(token="", expires_at=0)
             )
+
+        await self.db.run_write(work)
+
+    async def release(self) -> None:
+        def work(s: Session) -> None:
+            s.execute(update(WeChatToken).where(WeChatToken.app_id == self.app_id).values(refreshing_until=0))
 
         await self.db.run_write(work)
 
@@ -270,9 +291,13 @@ class WeChatAPI:
                     current = await self.tokens.get()  # another replica's, put just before
                     if current is not None and current.fresh(time.time()) and current.value != refused:
                         return current.value
-                    fetched = await self._fetch(force=False)
-                    if fetched.value == refused:
-                        fetched = await self._fetch(force=True)
+                    try:
+                        fetched = await self._fetch(force=False)
+                        if fetched.value == refused:
+                            fetched = await self._fetch(force=True)
+                    except BaseException:
+                        await self.tokens.release()  # the next call may try at once
+                        raise
                     await self.tokens.put(fetched)
                     return fetched.value
             await asyncio.sleep(0.2)  # another replica is fetching it
@@ -290,18 +315,25 @@ class WeChatAPI:
 
     # --- calls ---------------------------------------------------------------------------------------
 
-    async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST ``body`` to ``path`` with the token; a refused token renewed once."""
+    async def call(self, path: str, body: dict[str, Any], *, idempotent: bool = True) -> dict[str, Any]:
+        """POST ``body`` to ``path`` with the token; a refused token renewed once (the call was
+        refused, not carried out: it is made again)."""
         token = await self.token()
         try:
-            return await self._post(path, body, token=token)
+            return await self._post(path, body, token=token, idempotent=idempotent)
         except WeChatError as e:
             if e.code not in BAD_TOKEN:
                 raise
             log.warning("wechat: the access_token was refused (%s); fetching a new one", e.code)
-        return await self._post(path, body, token=await self.token(refused=token))
+        return await self._post(path, body, token=await self.token(refused=token), idempotent=idempotent)
 
-    async def _post(self, path: str, body: dict[str, Any], *, token: str | None) -> dict[str, Any]:
+    async def _post(
+        self, path: str, body: dict[str, Any], *, token: str | None, idempotent: bool = True
+    ) -> dict[str, Any]:
+        """POST and read WeChat's answer; -1 and HTTP 5xx tried again with a growing pause, and
+        so is a request that never reached WeChat (no connection). A call that may have been
+        carried out (a timeout, a connection dropped after the request went) is tried again only
+        if doing it twice does no harm (``idempotent``): a customer-service message is not."""
         params = {"access_token": token} if token is not None else None
         pause = self.base_pause
         for attempt in range(1, ATTEMPTS + 1):
@@ -312,24 +344,30 @@ class WeChatAPI:
                     if response.status >= 500:
                         raise WeChatError(BUSY, f"HTTP {response.status}")
                     raw = await response.read()
-                data = jsonio.loads(raw) if raw else {}
+                try:
+                    data = jsonio.loads(raw)
+                except ValueError:
+                    data = None
                 if not isinstance(data, dict):
-                    raise WeChatError(-2, "not a JSON object")
+                    raise WeChatError(NOT_JSON, f"not an answer of WeChat's: {raw[:80]!r}")
                 code = int(data.get("errcode") or 0)
                 if code == 0:
                     return data
                 error = str(data.get("errmsg", ""))[:200]
                 if code in CLOSED:
                     raise Undeliverable(code, error)
-                if code != BUSY:
-                    raise WeChatError(code, error)
-                raise WeChatError(BUSY, error)
+                raise WeChatError(code, error)
             except (aiohttp.ClientError, TimeoutError, WeChatError) as e:
-                retry = not isinstance(e, WeChatError) or e.code == BUSY
+                unsent = isinstance(e, aiohttp.ClientConnectorError)
+                retry = (
+                    (isinstance(e, WeChatError) and e.code == BUSY)
+                    or unsent
+                    or (idempotent and not isinstance(e, WeChatError))
+                )
                 if not retry or attempt == ATTEMPTS:
                     if isinstance(e, WeChatError):
                         raise
-                    raise WeChatError(BUSY, f"{type(e).__name__}: {e}") from e
+                    raise WeChatError(BUSY if unsent else UNKNOWN, f"{type(e).__name__}: {e}") from e
                 log.info("wechat: %s failed (%s); again in %.1f s", path, e, pause)
                 await asyncio.sleep(pause)
                 pause *= 2
@@ -337,9 +375,8 @@ class WeChatAPI:
 
     async def send_text(self, openid: str, text: str) -> None:
         """A customer-service text message (客服消息)."""
-        await self.call(
-            "/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "text", "text": {"content": text}}
-        )
+        body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
+        await self.call("/cgi-bin/message/custom/send", body, idempotent=False)
 
     async def create_menu(self, menu: dict[str, Any]) -> None:
         """Publish the custom menu (自定义菜单)."""

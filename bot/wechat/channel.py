@@ -8,11 +8,18 @@ messages (``api``); if not, the push is answered ``success`` (WeChat stops tryin
 answer goes as customer-service messages once the turn is done.
 
 Every push is handled once. A push's dedupe key (the MsgId; for an event, which has none, its
-time and kind) is claimed on arrival, where every replica sees it (Redis, else this process): a
-retry finds it, and gets again the passive reply the first attempt gave (WeChat retries only
-when it did not get it), or ``success`` when the answer goes by customer-service messages. If the
-first attempt died before it decided, the retry handles the push; the conversation's record
-(``Turn.answered``) still makes sure no push is handled twice.
+time and kind) is claimed on arrival, where every replica sees it (Redis, else this process), and
+kept longer than a push's timestamp is accepted (a captured push replayed is not a new turn). A
+retry waits for the attempt that claimed the push to decide, then gets its passive reply again
+(WeChat retries only what it did not get), or ``success`` when the answer goes by
+customer-service messages. If that attempt never decides (its replica died), the retry takes the
+push over; the conversation's record (``Turn.answered``) still makes sure no push is handled
+twice, and a push whose turn is done already is answered with what that turn said.
+
+A user's answers arrive in the order of their messages: while anything is on its way to them by
+customer-service message (a slow turn's answer, the rest of a long one, a consultant's), the
+next answers queue behind it instead of overtaking it as passive replies. (Within a replica; two
+replicas answering one user at the same moment may still cross.)
 
 No buttons: each view's buttons are numbered lines (``render``); a typed number presses that
 button of the last view shown (a number typed where an answer is asked, or in a live chat, is
@@ -27,8 +34,8 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from cachetools import TTLCache
@@ -42,15 +49,19 @@ from bot.engine.state import State
 from bot.prospect import ProspectId
 from bot.settings import Settings
 from bot.text import clean
-from bot.wechat.api import Undeliverable, WeChatAPI, WeChatError
-from bot.wechat.callback import Crypto, Incoming, Refused, text_reply
+from bot.wechat.api import Undeliverable, WeChatAPI
+from bot.wechat.callback import MAX_SKEW, Crypto, Incoming, Refused, text_reply
 from bot.wechat.render import texts
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WECHAT = "wechat"
-MARK_TTL = 120
-"""Seconds a push's dedupe key is kept: WeChat's retries come within about 15 s."""
+MARK_TTL = MAX_SKEW + 60
+"""Seconds a push's dedupe key is kept: WeChat's retries come within about 15 s, and a push
+captured and replayed is refused for its timestamp after MAX_SKEW."""
+POLL = 0.05
+"""Seconds between looks at a push's mark while a retry waits for the first attempt."""
 MAX_TEXT = 2000
 """Characters of a text message read (WeChat sends at most 2048 bytes)."""
 _NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.。、)）]?\s*$")
@@ -66,6 +77,8 @@ class Marks(Protocol):
     async def claim(self, key: str) -> str | None:
         """None if ``key`` is new (it is now claimed); else what was recorded for it."""
         ...
+
+    async def get(self, key: str) -> str | None: ...
 
     async def set(self, key: str, value: str) -> None: ...
 
@@ -83,6 +96,9 @@ class MemoryMarks:
         if found is None:
             self._marks[key] = PENDING
         return found
+
+    async def get(self, key: str) -> str | None:
+        return self._marks.get(key)
 
     async def set(self, key: str, value: str) -> None:
         self._marks[key] = value
@@ -105,6 +121,12 @@ class RedisMarks:
         found = await self.redis.get(self.prefix + key)
         if found is None:
             return PENDING
+        return found.decode() if isinstance(found, bytes) else str(found)
+
+    async def get(self, key: str) -> str | None:
+        found = await self.redis.get(self.prefix + key)
+        if found is None:
+            return None
         return found.decode() if isinstance(found, bytes) else str(found)
 
     async def set(self, key: str, value: str) -> None:
@@ -137,6 +159,8 @@ class WeChatChannel:
         self.reply_within = settings.wechat_reply_within
         self.links = settings.wechat_msgmenu
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._queues: dict[str, asyncio.Task[bool]] = {}
+        """The last send queued for each user (by openid), while it is under way."""
         self._option_lines: dict[tuple[str, str], str] = {}
         """``wx_option`` by content version and language, its number and label to fill in."""
         self.turns = 0
@@ -193,41 +217,62 @@ class WeChatChannel:
         return web.Response(text=xml, content_type="application/xml")
 
     async def answer(self, message: Incoming, deadline: float) -> str | None:
-        """The passive reply to ``message`` (None: ``success``, the rest comes later or never)."""
+        """The passive reply to ``message`` (None: ``success``; the answer goes by
+        customer-service messages, or there is none)."""
         if message.kind == "event" and message.event in QUIET_EVENTS:
             return None
         mark = f"{message.openid}:{message.dedupe}"
         seen = await self.marks.claim(mark)
-        if seen is not None and seen != PENDING:
-            log.info("wechat: push %s again (a retry): answered as before", mark)
-            return None if seen == BY_API else seen
+        if seen is None:
+            return await self._first(message, mark, deadline)
+        # A retry: WeChat did not get the answer to an earlier attempt (or is impatient). Wait
+        # for that attempt to decide; its passive reply is given again, as WeChat never had it.
+        while seen == PENDING and time.monotonic() < deadline:
+            await asyncio.sleep(POLL)
+            seen = await self.marks.get(mark)
+            if seen is None:  # expired meanwhile: this attempt is the first now
+                return await self.answer(message, deadline)
+        log.info("wechat: push %s again (a retry)", mark)
+        if seen == PENDING:
+            # The attempt that claimed it did not decide within a deadline of its own: its
+            # replica is gone. This one takes the push over, answering by customer-service message.
+            await self.marks.set(mark, BY_API)
+            prospect = ProspectId(WECHAT, message.openid)
+            self._queue(prospect, self._spawn(self._exchange(prospect, message)))
+            return None
+        return None if seen == BY_API else seen
+
+    async def _first(self, message: Incoming, mark: str, deadline: float) -> str | None:
         prospect = ProspectId(WECHAT, message.openid)
-        task = asyncio.ensure_future(self._exchange(prospect, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = self._spawn(self._exchange(prospect, message))
         try:
             done = await asyncio.wait_for(asyncio.shield(task), max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             await self.marks.set(mark, BY_API)
             log.info("wechat: the turn of %s is slow; its answer goes by customer-service messages", mark)
-            task.add_done_callback(lambda t: self._later(prospect, t))
+            self._queue(prospect, task)  # and the user's next answers go behind it, in order
             return None
         except Exception:
             log.exception("wechat: handling push %s failed", mark)
             await self.marks.forget(mark)
-            content = self.core.engine.content
-            return content.t("wx_error", content.default_locale)
-        if done.repeated:
-            await self.marks.set(mark, BY_API)
-            return None
+            return self._error_text()
+        # A turn done before (``repeated``) is answered again: WeChat retries only what it did not
+        # get, and this process never saw the first attempt (a restart, an expired mark).
         out = self.texts(done.messages, done.locale)
-        if not out:
+        if not out or self._behind(prospect):
+            # nothing to say, or earlier answers still on their way: this one goes after them
             await self.marks.set(mark, BY_API)
+            if out:
+                self._queue(prospect, out)
             return None
         await self.marks.set(mark, out[0])
         if out[1:]:
-            self._spawn(self._send(prospect, out[1:]))
+            self._queue(prospect, out[1:])
         return out[0]
+
+    def _error_text(self, locale: str | None = None) -> str:
+        content = self.core.engine.content
+        return content.t("wx_error", locale or content.default_locale)
 
     async def _exchange(self, prospect: ProspectId, message: Incoming) -> Exchange:
         done = await self.core.exchange(
@@ -237,27 +282,63 @@ class WeChatChannel:
             self.turns += 1
         return done
 
-    def _later(self, prospect: ProspectId, task: asyncio.Task[Exchange]) -> None:
-        """A slow turn is done: its whole answer by customer-service messages."""
-        if task.cancelled() or task.exception() is not None:
-            if not task.cancelled():
-                log.error("wechat: a slow turn failed", exc_info=task.exception())
-            return
-        done = task.result()
-        if not done.repeated:
-            self._spawn(self._send(prospect, self.texts(done.messages, done.locale)))
-
-    def _spawn(self, job: Any) -> None:
+    def _spawn(self, job: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- customer-service messages, in order -------------------------------------------------------
+
+    def _behind(self, prospect: ProspectId) -> bool:
+        """Whether answers to the user are still on their way by customer-service message."""
+        tail = self._queues.get(prospect.external_id)
+        return tail is not None and not tail.done()
+
+    def _queue(
+        self, prospect: ProspectId, what: Sequence[str] | asyncio.Task[Exchange]
+    ) -> asyncio.Task[bool]:
+        """Send ``what`` (texts, or a slow turn's answer once it is done) by customer-service
+        messages after everything queued for the user before: a user sees their answers in the
+        order of their messages, so a number typed presses a button of the view seen last."""
+        openid = prospect.external_id
+        before = self._queues.get(openid)
+        tail = self._spawn(self._send_after(before, prospect, what))
+        self._queues[openid] = tail
+
+        def drop(done: asyncio.Task[bool]) -> None:
+            if self._queues.get(openid) is done:
+                del self._queues[openid]
+
+        tail.add_done_callback(drop)
+        return tail
+
+    async def _send_after(
+        self,
+        before: asyncio.Task[bool] | None,
+        prospect: ProspectId,
+        what: Sequence[str] | asyncio.Task[Exchange],
+    ) -> bool:
+        if before is not None:
+            await asyncio.wait([before])
+        if isinstance(what, asyncio.Task):
+            await asyncio.wait([what])
+            if what.cancelled():
+                return False
+            error = what.exception()
+            if error is not None:  # the slow turn failed: the user, answered "success", is told
+                log.error("wechat: a slow turn of %s failed", prospect.key, exc_info=error)
+                return await self._send(prospect, [self._error_text()])
+            done = what.result()
+            return await self._send(prospect, self.texts(done.messages, done.locale))
+        return await self._send(prospect, what)
 
     async def _send(self, prospect: ProspectId, pieces: Sequence[str]) -> bool:
-        """Customer-service messages, in order; False if they could not all be delivered."""
+        """Customer-service messages now; False if they could not all be delivered."""
+        if not pieces:
+            return True
         if self.api is None:
-            log.warning(
-                "wechat: %d message(s) for %s not sent: the API is not configured", len(pieces), prospect.key
-            )
+            log.warning("wechat: %d message(s) for %s not sent: no API settings", len(pieces), prospect.key)
             return False
         for piece in pieces:
             try:
@@ -265,7 +346,7 @@ class WeChatChannel:
             except Undeliverable as e:
                 log.warning("wechat: %s cannot be written to now (%s)", prospect.key, e.code)
                 return False
-            except WeChatError as e:
+            except Exception as e:
                 log.error("wechat: a message to %s was not sent (%s)", prospect.key, e)
                 return False
         return True
@@ -308,11 +389,12 @@ class WeChatChannel:
     # --- the outlet ---------------------------------------------------------------------------------
 
     async def show(self, turn: Turn, state: State, replies: Sequence[Reply]) -> bool:
-        """A consultant's answer (or the end of a live chat) by customer-service message. Kept in
-        the log either way; one that could not be delivered is marked so for staff."""
+        """A consultant's answer (or the end of a live chat) by customer-service message, after
+        what is on its way to the user already. Kept in the log either way; one that could not be
+        delivered is marked so for staff."""
         assert turn.prospect is not None
         kept = keep(turn, replies)
-        delivered = await self._send(turn.prospect, self.texts(kept, state.locale))
+        delivered = await self._queue(turn.prospect, self.texts(kept, state.locale))
         if not delivered:
             for message in kept:
                 message["undelivered"] = True
