@@ -172,7 +172,7 @@ def test_a_button_from_an_earlier_conversation_is_stale(engine: Engine) -> None:
 
 def test_unsupported_message_gets_a_hint_and_the_step_again(zh: Conversation) -> None:
     zh.press("ISO/IEC 20000").send_unsupported("sticker")
-    assert "只能读懂文字和按钮" in zh.text and zh.position == ("iso20000", "intro", 0)
+    assert "只能读懂文字和选项" in zh.text and zh.position == ("iso20000", "intro", 0)
     assert "📋 所需材料" in zh.labels
 
 

@@ -222,7 +222,7 @@ async def test_fifty_unexpected_updates(
     sent = 0
     for content in UNEXPECTED * 2:  # 20 kinds of non-text message
         [reply] = await p.send_other(**content)  # a hint, with the current buttons
-        assert "只能读懂文字和按钮" in reply.visible and reply.reply_markup, content
+        assert "只能读懂文字和选项" in reply.visible and reply.reply_markup, content
         sent += 1
     for i in range(5):  # edited messages
         [reply] = await p.edit(1, f"改了 {i}")

@@ -374,12 +374,17 @@ async def test_a_live_chat_with_a_wechat_user_and_an_answer_outside_the_window(
         await staff.send("您好，<b>费用</b>要看人数。", reply_to=relayed)
         [answer] = (await u.wait(seen + 1))[seen:]
         assert answer == "您好，<b>费用</b>要看人数。"  # what staff typed, shown as typed
+        # A picture cannot be passed on from WeChat: staff are told, and so is the user.
+        note = await u.picture()
+        assert note is not None and "看不到图片" in note
+        assert "发来了一张图片，这里无法显示" in api.chat_messages(STAFF_CHAT)[-1].visible
+        seen = len(u.texts)
         # The user's window closes (48 hours without a message): staff are told, nothing lost.
         wx.windows[u.openid].until = 0
         await staff.send("还在吗？", reply_to=relayed)
         note = api.chat_messages(STAFF_CHAT)[-1]
         assert "未能送达" in note.visible and "48 小时" in note.visible
-        assert len(u.texts) == seen + 1 and (u.openid, 45015) in wx.refused
+        assert len(u.texts) == seen and (u.openid, 45015) in wx.refused
         assert runner.store is not None
         record = await runner.store.load(ProspectId("wechat", u.openid).key)
         assert record is not None and record.log[-1].get("undelivered") is True

@@ -190,13 +190,13 @@ class WeChatMenuEntry(_Model):
     flow: str | None = None
     """A flow, started as ``/start FLOW`` (as a Telegram deep link)."""
     command: str | None = None
-    """A command (``menu``, ``help``, ``privacy``, ``forget``, ``consultant``, ``lead``,
+    """A command (``menu``, ``help``, ``privacy``, ``forget``, ``consultant``, ``details`` (the lead form),
     ``lang en``), as if typed."""
     url: str | None = None
     entries: list[WeChatMenuEntry] = Field(default_factory=list)
 
 
-MENU_COMMANDS = frozenset({"menu", "help", "privacy", "forget", "consultant", "lead", "lang"})
+MENU_COMMANDS = frozenset({"menu", "help", "privacy", "forget", "consultant", "details", "lang"})
 """What a WeChat menu entry may do besides starting a flow."""
 
 

@@ -213,6 +213,10 @@ class LiveDesk:
             return notices
         for message_id in await self.room.relay(live, turn, self.name(turn), effect.kind):
             await self.repo.remember(live, message_id)
+        if prospect.channel != TELEGRAM:  # the web chat and WeChat pass on text only
+            notices.append(
+                self.content.t("live_media_unseen", turn.state.locale if turn.state else self.locale)
+            )
         return notices
 
     async def end(self, prospect: ProspectId, by: str, notice: str, **values: str) -> None:

@@ -380,7 +380,7 @@ class Engine:
             turn.replies.append(Reply(self._t(turn, "forget_confirm"), self._keyboard(turn, [row]), "notice"))
         elif name == "consultant":  # what its button does (a WeChat menu entry sends it)
             self._act(turn, "c")
-        elif name == "lead" and c.lead_form is not None:
+        elif name == "details" and c.lead_form is not None:
             self._goto(turn, *c.lead_form)
         else:
             self._hint(turn, "unknown_command")

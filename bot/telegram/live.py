@@ -22,7 +22,7 @@ from bot.content import Content
 from bot.conversation.live import LiveDesk, Opened
 from bot.conversation.turn import Turn
 from bot.db.models import LiveChat
-from bot.prospect import TELEGRAM, ProspectId
+from bot.prospect import TELEGRAM, ProspectId, channel_name
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ KINDS = {
     "video": {"zh": "一段视频", "en": "video"},
     "sticker": {"zh": "一个贴纸", "en": "sticker"},
     "location": {"zh": "一个位置", "en": "location"},
+    "image": {"zh": "一张图片", "en": "picture"},
+    "shortvideo": {"zh": "一段视频", "en": "video"},
+    "link": {"zh": "一个链接", "en": "link"},
+    "file": {"zh": "一个文件", "en": "file"},
 }
 
 
@@ -84,10 +88,14 @@ class TelegramStaffRoom:
 
     async def relay(self, live: LiveChat, turn: Turn, name: str, kind: str) -> Sequence[int]:
         message = turn.attachment
-        if not isinstance(message, Message):
-            return []
         locale = self.locale()
         what = KINDS.get(kind, {}).get(locale) or kind
+        if not isinstance(message, Message):  # from another channel: it cannot be shown here
+            return [
+                await self.post(
+                    live, self.content.t("live_prospect_sent_unseen", locale, name=name, kind=what)
+                )
+            ]
         header = await self.post(live, self.content.t("live_prospect_sent", locale, name=name, kind=what))
         copied = await self.bot.copy_message(
             live.staff_chat_id, message.chat.id, message.message_id, message_thread_id=live.topic_id
@@ -133,7 +141,7 @@ class TelegramStaffRoom:
             return
         html = message.html_text if (message.text or message.caption) else ""
         if not html:  # a picture, a file...: the web chat shows text only
-            await message.reply(self.content.t("live_text_only", locale))
+            await message.reply(self.content.t("live_text_only", locale, channel=channel_name(live.channel)))
             return
         if not await self.desk.answer(live, html):
             await message.reply(self.content.t("live_not_delivered", locale))
