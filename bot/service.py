@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import aiohttp
 from aiogram import Bot, Dispatcher
 from aiohttp import web
 from redis.asyncio import Redis
@@ -35,6 +36,7 @@ from bot.prospect import TELEGRAM
 from bot.settings import Settings
 from bot.staff.accounts import StaffAccounts
 from bot.staff.livechats import LiveChatRepository
+from bot.staff.notify import RobotAlertSender, build_notifiers, lead_link
 from bot.storage import ConversationStore, MemoryStore, RedisStore, SqlStore
 from bot.telegram.alerts import AlertSender
 from bot.telegram.app import build_bot, build_dispatcher, register_commands
@@ -89,6 +91,9 @@ class Service:
         self.analytics: Analytics | None = None
         self.accounts: StaffAccounts | None = None
         self.alerts: AlertSender | None = None
+        self.robot_senders: list[RobotAlertSender] = []
+        """Senders of the alerts to WeCom, DingTalk, Feishu, e-mail (``STAFF_NOTIFY``)."""
+        self.robots_http: aiohttp.ClientSession | None = None
         self.core: ConversationCore | None = None
         self.desk: LiveDesk | None = None
         self.webchat: WebChat | None = None
@@ -147,7 +152,9 @@ class Service:
             else:
                 # By webhook an update is acknowledged once handled: its conversation is written by then.
                 self.store = SqlStore(db, flush_interval=0 if self.webhook else flush)
-            self.leads = LeadRepository(db, staff_chat_id=settings.staff_chat_id)
+            targets = settings.staff_targets
+            group = settings.staff_chat_id if "telegram" in targets else None
+            self.leads = LeadRepository(db, staff_chat_id=group, targets=targets)
             self.analytics = Analytics(db, flush_interval=tuning.analytics_flush)
             self.accounts = StaffAccounts(db)
         self.blocked = BlockedChats(self.db)
@@ -163,15 +170,29 @@ class Service:
                 blocked=self.blocked,
                 **session_options,
             )
-            if self.leads is not None and settings.staff_chat_id is not None:
+            if self.leads is not None and self.leads.staff_chat_id is not None:
                 # Polling: this process is the only sender (a second poller is refused by Telegram).
                 self.alerts = AlertSender(
                     bot, self.leads, content, base_pause=tuning.alert_base_pause, only_sender=not self.webhook
                 )
+            if self.leads is not None and settings.staff_chat_id is not None:  # live chats are answered there
                 room = TelegramStaffRoom(bot, settings.staff_chat_id, lambda: self.content.default_locale)
         engine = Engine(
             content, default_locale=settings.default_locale, retention_days=settings.retention_days
         )
+        if self.leads is not None:
+            self.robots_http = aiohttp.ClientSession()
+            self.robot_senders = [
+                RobotAlertSender(
+                    notifier,
+                    self.leads,
+                    lambda: self.content,
+                    link=lambda lead: lead_link(settings, lead),
+                    base_pause=tuning.alert_base_pause,
+                )
+                for notifier in build_notifiers(settings, self.robots_http)
+            ]
+        wake = self.wake_alerts if self.alerts is not None or self.robot_senders else None
         alerts = self.alerts
         self.core, self.desk = core, desk = build_core(
             settings,
@@ -182,7 +203,7 @@ class Service:
             locks=locks,
             live=LiveChatRepository(self.db) if self.db is not None else None,
             room=room,
-            wake_alerts=alerts.wake if alerts is not None else None,
+            wake_alerts=wake,
             erase_alerts=alerts.erase_posted if alerts is not None else None,
             redeliver_failures=self.webhook,
         )
@@ -200,6 +221,8 @@ class Service:
             core.outlets[TELEGRAM] = TelegramOutlet(self.bot, core)
         if self.alerts is not None:
             self.alerts.start()
+        for sender in self.robot_senders:
+            sender.start()
         if isinstance(self.store, SqlStore):
             self._spawn(
                 purge_idle(self.store.purge, "conversations", settings.retention_days, tuning.purge_every)
@@ -207,7 +230,6 @@ class Service:
         if settings.watch_flows:
             self._spawn(watch_content(self.bot, self, settings.flows_dir))
         if settings.web_enabled and self.leads is not None and self.accounts is not None:
-            wake = self.alerts.wake if self.alerts is not None else None
             self.webchat = WebChat(settings, core, Visitors(self.db), leads=self.leads, wake_alerts=wake)
             if settings.wechat_enabled:
                 self.wechat = WeChatChannel(
@@ -245,6 +267,13 @@ class Service:
         gc.freeze()
         return self
 
+    def wake_alerts(self) -> None:
+        """A new alert is queued: every target's sender delivers it now."""
+        if self.alerts is not None:
+            self.alerts.wake()
+        for sender in self.robot_senders:
+            sender.wake()
+
     def _wechat_api(self) -> WeChatAPI | None:
         """WeChat's API, with the access_token where every replica reads it; None without the
         AppID and AppSecret (passive replies only)."""
@@ -276,8 +305,10 @@ class Service:
         me = await self.bot.get_me()
         dialect = self.db.engine.dialect.name if self.db else "memory"
         log.info("bot @%s is running (content %s, %s)", me.username, self.content.version, dialect)
-        if self.settings.staff_chat_id is None:
-            log.warning("STAFF_CHAT_ID is not set: leads are saved, but no staff alert is sent")
+        if not self.settings.staff_targets:
+            log.warning(
+                "STAFF_CHAT_ID and STAFF_NOTIFY are not set: leads are saved, but no staff alert is sent"
+            )
 
     async def poll(self, *, handle_signals: bool = True, polling_timeout: int = 10) -> None:
         assert self.dp is not None and self.bot is not None
@@ -295,6 +326,10 @@ class Service:
         self._tasks.clear()
         if self.alerts is not None:
             await self.alerts.stop()
+        for sender in self.robot_senders:
+            await sender.stop()
+        if self.robots_http is not None:
+            await self.robots_http.close()
         if self.web is not None:
             await self.web.cleanup()
             self.web = None

@@ -7,17 +7,18 @@ import functools
 import ipaddress
 import string
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.hours import WorkingHours
 
 PUBLIC_BOT_API = "https://api.telegram.org"
 PUBLIC_WECHAT_API = "https://api.weixin.qq.com"
+STAFF_TARGETS = ("telegram", "wecom", "dingtalk", "feishu", "email")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -98,6 +99,39 @@ class Settings(BaseSettings):
     working_hours: str = Field(
         default="mon-fri 09:00-18:00",
         description="When consultants answer live chats, e.g. 'mon-fri 09:00-18:00; sat 10:00-12:00'",
+    )
+
+    staff_notify: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Where new leads are announced, comma-separated: telegram, wecom, dingtalk, feishu, "
+        "email (default: telegram when STAFF_CHAT_ID is set)",
+    )
+    wecom_webhook_url: SecretStr | None = Field(
+        default=None, description="WeCom group robot's webhook (…/cgi-bin/webhook/send?key=…)"
+    )
+    dingtalk_webhook_url: SecretStr | None = Field(
+        default=None, description="DingTalk custom robot's webhook (…/robot/send?access_token=…)"
+    )
+    dingtalk_secret: SecretStr | None = Field(
+        default=None, description="DingTalk robot's signing secret (SEC…)"
+    )
+    feishu_webhook_url: SecretStr | None = Field(
+        default=None, description="Feishu/Lark custom bot's webhook (…/open-apis/bot/v2/hook/…)"
+    )
+    feishu_secret: SecretStr | None = Field(default=None, description="Feishu bot's signing secret")
+    smtp_host: str | None = Field(default=None, description="SMTP server for staff e-mail")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 TLS)")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls, tls (implicit) or none (a relay on this host)"
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP login")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
+    smtp_from: str | None = Field(default=None, description="The alerts' From address")
+    staff_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Who gets the e-mail alerts, comma-separated"
+    )
+    web_public_url: str | None = Field(
+        default=None, description="The dashboard's public address (https://bot.example.com): links in alerts"
     )
 
     wechat_token: SecretStr | None = Field(
@@ -233,6 +267,46 @@ class Settings(BaseSettings):
                 )
             origins.append(origin)
         return origins
+
+    @field_validator("staff_notify", "staff_emails", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("staff_notify")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        for target in value:
+            if target not in STAFF_TARGETS:
+                raise ValueError(
+                    f"STAFF_NOTIFY: unknown target {target!r} (one of {', '.join(STAFF_TARGETS)})"
+                )
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _target_settings(self) -> Settings:
+        """Each target listed has what it needs: told at start, not at the first lead."""
+        needs = {
+            "telegram": ("staff_chat_id",),
+            "wecom": ("wecom_webhook_url",),
+            "dingtalk": ("dingtalk_webhook_url",),
+            "feishu": ("feishu_webhook_url",),
+            "email": ("smtp_host", "smtp_from", "staff_emails"),
+        }
+        for target in self.staff_notify:
+            missing = [name.upper() for name in needs[target] if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"STAFF_NOTIFY lists {target}: set {', '.join(missing)} too")
+        return self
+
+    @property
+    def staff_targets(self) -> list[str]:
+        """Where alerts go: ``STAFF_NOTIFY``, or the Telegram group when only it is set."""
+        if self.staff_notify:
+            return list(self.staff_notify)
+        return ["telegram"] if self.staff_chat_id is not None else []
 
     @field_validator("admin_ids", mode="before")
     @classmethod

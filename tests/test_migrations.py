@@ -209,3 +209,43 @@ async def test_0009_keys_conversations_and_submissions_by_channel(db: Database) 
             assert (await c.execute(text("SELECT key FROM submissions"))).scalars().all() == ["8001:456"]
     await _run(url, "head")
     await engine.dispose()
+
+
+async def test_0012_keeps_the_alerts_queued_for_the_telegram_group(db: Database) -> None:
+    """Every alert queued before 0012 went to the Telegram group: it keeps going there; down and
+    up again keeps it (an alert for another target has nowhere to go before 0012: dropped)."""
+    url = db.url
+    await db.dispose()
+    engine = create_async_engine(url)
+    await asyncio.to_thread(downgrade_sync, url, "0011")
+    async with engine.begin() as c:
+        await c.execute(
+            text(
+                "INSERT INTO leads (id, kind, status, schemes, selfcheck, transcript, created_at, "
+                "updated_at) VALUES (1, 'lead', 'new', '[]', '{}', '[]', '2026-01-01', '2026-01-01')"
+            )
+        )
+        await c.execute(
+            text(
+                "INSERT INTO outbox (id, kind, lead_id, chat_id, attempts, next_attempt_at, refusals, "
+                "created_at) VALUES (1, 'new_lead', 1, -1001, 0, '2026-01-01', 0, '2026-01-01')"
+            )
+        )
+    await _run(url, "head")
+    async with engine.begin() as c:
+        rows = (await c.execute(text("SELECT id, target, chat_id FROM outbox"))).all()
+        assert [tuple(r) for r in rows] == [(1, "telegram", -1001)]
+        await c.execute(
+            text(
+                "INSERT INTO outbox (id, kind, lead_id, chat_id, target, attempts, next_attempt_at, "
+                "refusals, created_at) "
+                "VALUES (2, 'new_lead', 1, 0, 'wecom', 0, '2026-01-01', 0, '2026-01-01')"
+            )
+        )
+    await asyncio.to_thread(downgrade_sync, url, "0011")
+    async with engine.connect() as c:
+        assert (await c.execute(text("SELECT id, chat_id FROM outbox"))).all() == [(1, -1001)]
+    await _run(url, "head")
+    async with engine.connect() as c:
+        assert (await c.execute(text("SELECT target FROM outbox"))).scalars().all() == ["telegram"]
+    await engine.dispose()

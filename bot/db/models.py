@@ -127,6 +127,9 @@ class Outbox(Base):
     kind: Mapped[str] = mapped_column(String(20))
     """``new_lead`` or ``updated_lead``."""
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    target: Mapped[str] = mapped_column(String(16), default="telegram", server_default="telegram")
+    """Where it goes: ``telegram`` (the staff group, ``chat_id``), ``wecom``, ``dingtalk``,
+    ``feishu`` or ``email`` (``STAFF_NOTIFY``); each target's alerts are sent on their own."""
     chat_id: Mapped[int] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

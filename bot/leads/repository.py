@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import RowMapping, delete, select, update
+from sqlalchemy import RowMapping, case, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,8 @@ TRANSCRIPT_LIMIT = 60
 NOTE_LIMIT = 2000
 """A staff note, and what a lead keeps of the prospect's notes (and questions) when they come
 back again and again: the newest ``NOTE_LIMIT`` characters."""
+TELEGRAM_TARGET = TELEGRAM
+"""The outbox's target for the Telegram staff group."""
 ALERT_LEASE = 300.0
 """Seconds claimed alerts are reserved for their sender, renewed as each is sent (longer than one
 send can take: the request retries wait out up to three 429s of a minute): a sender that died
@@ -156,9 +158,14 @@ def _newest(text: str, limit: int = NOTE_LIMIT) -> str:
 
 
 class LeadRepository:
-    def __init__(self, db: Database, *, staff_chat_id: int | None = None) -> None:
+    def __init__(
+        self, db: Database, *, staff_chat_id: int | None = None, targets: Sequence[str] = ()
+    ) -> None:
         self.db = db
         self.staff_chat_id = staff_chat_id
+        """The Telegram staff group: alerts go there (target ``telegram``) when it is set."""
+        self.targets = tuple(t for t in targets if t != TELEGRAM_TARGET)
+        """The other staff targets (``wecom``, ``email``...): each gets its own alert."""
 
     async def submit(self, sub: LeadSubmission) -> Saved:
         """Save a submission once: a repeat changes nothing; a returning prospect's open lead is
@@ -214,9 +221,11 @@ class LeadRepository:
         if lead.reference is None:
             lead.reference = _reference(lead)
         session.add(Submission(key=sub.key, lead_id=lead.id, created_at=now))
+        kind = "new_lead" if created else "updated_lead"
         if self.staff_chat_id is not None:
-            kind = "new_lead" if created else "updated_lead"
             session.add(Outbox(kind=kind, lead_id=lead.id, chat_id=self.staff_chat_id, next_attempt_at=now))
+        for target in self.targets:
+            session.add(Outbox(kind=kind, lead_id=lead.id, target=target, chat_id=0, next_attempt_at=now))
         return Saved(lead.id, lead.reference, created=created)
 
     # --- staff: changes, each recorded as an event (who, what, when) -------------------------------
@@ -328,7 +337,11 @@ class LeadRepository:
         """The alerts already posted about these leads (to be edited when the prospect is erased)."""
         async with self.db.sessions() as session:
             rows = await session.scalars(
-                select(Outbox).where(Outbox.lead_id.in_(list(lead_ids)), Outbox.message_id.is_not(None))
+                select(Outbox).where(
+                    Outbox.lead_id.in_(list(lead_ids)),
+                    Outbox.message_id.is_not(None),
+                    Outbox.target == TELEGRAM_TARGET,
+                )
             )
             return list(rows)
 
@@ -339,7 +352,7 @@ class LeadRepository:
     # --- the outbox -------------------------------------------------------------------------------
 
     async def due_alerts(
-        self, limit: int = 10, lease: float = ALERT_LEASE, *, sender: str = "-"
+        self, limit: int = 10, lease: float = ALERT_LEASE, *, sender: str = "-", target: str = TELEGRAM_TARGET
     ) -> list[Outbox]:
         """Claim the alerts that are due: each is leased to ``sender`` for ``lease`` seconds, so
         several replicas never send the same alert twice (one that crashes mid-send leaves it to
@@ -349,7 +362,12 @@ class LeadRepository:
         now = utcnow()
         due = (
             select(Outbox.id)
-            .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None), Outbox.next_attempt_at <= now)
+            .where(
+                Outbox.sent_at.is_(None),
+                Outbox.failed_at.is_(None),
+                Outbox.next_attempt_at <= now,
+                Outbox.target == target,
+            )
             .order_by(Outbox.id)
             .limit(limit)
             .scalar_subquery()
@@ -366,7 +384,7 @@ class LeadRepository:
         async with self.db.sessions() as session:
             return list(await session.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)))
 
-    async def reclaim_alerts(self, sender: str) -> int:
+    async def reclaim_alerts(self, sender: str, target: str = TELEGRAM_TARGET) -> int:
         """At the start of the only sender (a polling process): what an earlier run claimed and
         never concluded is due now, not when its lease ends. Return how many."""
         now = utcnow()
@@ -378,6 +396,7 @@ class LeadRepository:
                 Outbox.claimed_by.is_not(None),
                 Outbox.claimed_by != sender,
                 Outbox.next_attempt_at > now,
+                Outbox.target == target,
             )
             .values(next_attempt_at=now, claimed_by=None)
         )
@@ -419,15 +438,15 @@ class LeadRepository:
         )
         await self.db.run_write(lambda session: session.execute(release))
 
-    async def next_alert_at(self) -> datetime | None:
+    async def next_alert_at(self, target: str = TELEGRAM_TARGET) -> datetime | None:
         async with self.db.sessions() as session:
             return await session.scalar(
                 select(Outbox.next_attempt_at)
-                .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None))
+                .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None), Outbox.target == target)
                 .order_by(Outbox.next_attempt_at)
             )
 
-    async def alert_sent(self, outbox_id: int, message_id: int) -> None:
+    async def alert_sent(self, outbox_id: int, message_id: int | None) -> None:
         sent = (
             update(Outbox)
             .where(Outbox.id == outbox_id)
@@ -488,8 +507,10 @@ class LeadRepository:
         """Send a failed alert again (from the dashboard, once its cause is fixed), to the staff
         group as configured now (the usual fix is a corrected ``STAFF_CHAT_ID``)."""
         values: dict[str, Any] = {"failed_at": None, "next_attempt_at": utcnow(), "refusals": 0}
-        if self.staff_chat_id is not None:
-            values["chat_id"] = self.staff_chat_id
+        if self.staff_chat_id is not None:  # the Telegram group's alerts go to the group as set now
+            values["chat_id"] = case(
+                (Outbox.target == TELEGRAM_TARGET, self.staff_chat_id), else_=Outbox.chat_id
+            )
         stmt = (
             update(Outbox)
             .where(Outbox.id == outbox_id, Outbox.failed_at.is_not(None), Outbox.sent_at.is_(None))

@@ -8,9 +8,10 @@ ZH = {
     "Channel": "渠道",
     "Any channel": "全部渠道",
     "Staff alerts that could not be sent": "未能发出的员工提醒",
-    "Telegram refused these, so they are not retried. Fix the cause, then send them again.": (
-        "Telegram 拒绝了这些提醒，因此不再重试。请先排除原因（如员工群、机器人的权限），再重新发送。"
+    "Refused for good (a wrong key, secret or group): not retried. Fix the setting, then send them again.": (
+        "接收方拒收了这些提醒（密钥、签名或群设置有误），因此不再重试。请修正设置后再重新发送。"
     ),
+    "target": "发往",
     "error": "错误",
     "when": "时间",
     "Send again": "重新发送",
