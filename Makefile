@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/webchat.py
 	$(BIN)/python bench/wechat.py
+	$(BIN)/python bench/alerts.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

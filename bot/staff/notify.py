@@ -113,19 +113,22 @@ def build_notifiers(settings: Settings, http: aiohttp.ClientSession) -> list[Not
 
 
 class Pace:
-    """At most ``per_minute`` sends in any 60 seconds (a robot's documented limit)."""
+    """At most ``per_minute`` sends in any ``window`` (60) seconds (a robot's documented limit)."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, per_minute: int, clock: Callable[[], float] = time.monotonic, window: float = 60.0
+    ) -> None:
         self.per_minute = max(1, per_minute)
         self.clock = clock
+        self.window = window
         self.sent: deque[float] = deque()
 
     def wait_for(self) -> float:
         """Seconds until the next send is allowed (0: now)."""
         now = self.clock()
-        while self.sent and now - self.sent[0] >= 60:
+        while self.sent and now - self.sent[0] >= self.window:
             self.sent.popleft()
-        return 0.0 if len(self.sent) < self.per_minute else 60 - (now - self.sent[0])
+        return 0.0 if len(self.sent) < self.per_minute else self.window - (now - self.sent[0])
 
     def took(self) -> None:
         self.sent.append(self.clock())

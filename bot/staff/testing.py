@@ -96,6 +96,8 @@ class FakeRobots:
             **(per_minute or {}),
         }
         self.clock = clock
+        self.window = 60.0
+        """Seconds over which ``per_minute`` counts (a benchmark shortens it to run faster)."""
         self.messages: dict[Vendor, list[Received]] = defaultdict(list)
         """Accepted messages, per robot."""
         self.refused: list[tuple[Vendor, int]] = []
@@ -208,7 +210,7 @@ class FakeRobots:
     def _rate(self, vendor: Vendor) -> int:
         now = time.monotonic()
         accepted = self._accepted[vendor]
-        while accepted and accepted[0] <= now - 60:
+        while accepted and accepted[0] <= now - self.window:
             accepted.popleft()
         if len(accepted) >= self.per_minute[vendor]:
             return RATE_CODE[vendor]
