@@ -131,6 +131,9 @@ async def test_every_target_gets_its_alert_and_one_down_holds_none_back(
         assert not robots.messages["dingtalk"]
         waiting = [o for o in await outbox(service) if o.target == "dingtalk"]
         assert waiting and waiting[0].sent_at is None and waiting[0].last_error
+        assert service.leads is not None
+        [(target, count, _oldest, error)] = await service.leads.waiting_alerts()  # the overview's list
+        assert (target, count) == ("dingtalk", 1) and error is not None and "502" in error
         robots.up("dingtalk")  # back after a while: its alert goes, once
         [ding] = await robots.wait("dingtalk", 1, within=10)
         assert reference in json.dumps(ding.body, ensure_ascii=False)

@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +18,7 @@ from bot.analytics import Analytics
 from bot.content import Content
 from bot.db import create_database, upgrade
 from bot.db.engine import Database
+from bot.db.models import utcnow
 from bot.leads.repository import LeadRepository, LeadSubmission
 from bot.prospect import ProspectId
 from bot.settings import Settings
@@ -285,3 +287,32 @@ async def test_leads_show_and_filter_their_channel(web: Web) -> None:
     assert "<dt>Web</dt><dd>v1</dd>" in page
     telegram = await (await web.client.get("/leads/1")).text()
     assert '<a href="https://t.me/user61">@user61</a>' in telegram
+
+
+async def test_overview_lists_the_alerts_still_on_their_way_per_target(
+    tmp_path: Path, content: Content
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'targets.db'}"
+    await upgrade(url)
+    db = create_database(url)
+    repo = LeadRepository(db, targets=["wecom", "email"])
+    accounts = StaffAccounts(db)
+    await accounts.add("alice", PASSWORD)
+    settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+    app = build_web_app(settings, leads=repo, accounts=accounts, content=lambda: content)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        await add_lead(repo, 1, schemes=["iso20000"])
+        await add_lead(repo, 2, schemes=["iso9001"])
+        [due] = await repo.due_alerts(sender="t", target="wecom", limit=1)
+        await repo.alert_failed(due.id, "wecom: HTTP 502", utcnow() + timedelta(minutes=1))
+        web = Web(client, db, repo, Analytics(db, flush_interval=0.01))
+        await web.login()
+        html = await (await client.get("/overview")).text()
+        waiting = html[html.index('id="waiting-alerts"') :]
+        assert "<td>email</td><td>2</td>" in waiting and "<td>wecom</td><td>2</td>" in waiting
+        assert "wecom: HTTP 502" in waiting
+    finally:
+        await client.close()
+        await db.dispose()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import RowMapping, case, delete, select, update
+from sqlalchemy import RowMapping, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,13 @@ TRANSCRIPT_LIMIT = 60
 NOTE_LIMIT = 2000
 """A staff note, and what a lead keeps of the prospect's notes (and questions) when they come
 back again and again: the newest ``NOTE_LIMIT`` characters."""
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time read back from SQLite (which keeps no zone) as the UTC it was written in."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 TELEGRAM_TARGET = TELEGRAM
 """The outbox's target for the Telegram staff group."""
 ALERT_LEASE = 300.0
@@ -502,6 +509,22 @@ class LeadRepository:
                 .limit(limit)
             )
             return [(o, lead) for o, lead in rows.all()]
+
+    async def waiting_alerts(self) -> list[tuple[str, int, datetime, str | None]]:
+        """Alerts not delivered yet, per target: (target, how many, the oldest's time, the last
+        error met): the overview shows a target that is down or slow."""
+        async with self.db.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        Outbox.target, func.count(), func.min(Outbox.created_at), func.max(Outbox.last_error)
+                    )
+                    .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None))
+                    .group_by(Outbox.target)
+                    .order_by(Outbox.target)
+                )
+            ).all()
+        return [(target, int(n), _utc(oldest), error) for target, n, oldest, error in rows]
 
     async def retry_alert(self, outbox_id: int) -> bool:
         """Send a failed alert again (from the dashboard, once its cause is fixed), to the staff

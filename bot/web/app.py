@@ -295,6 +295,7 @@ class Dashboard:
             unanswered=totals.of("unanswered")[:30] if totals else [],
             unsure=totals.of("unsure")[:30] if totals else [],
             failed_alerts=await self.leads.failed_alerts(),
+            waiting_alerts=await self.leads.waiting_alerts(),
             days=30,
         )
 

@@ -12,6 +12,10 @@ ZH = {
         "接收方拒收了这些提醒（密钥、签名或群设置有误），因此不再重试。请修正设置后再重新发送。"
     ),
     "target": "发往",
+    "Staff alerts on their way": "正在发送的员工提醒",
+    "waiting": "待发",
+    "oldest": "最早",
+    "last error": "最近的错误",
     "error": "错误",
     "when": "时间",
     "Send again": "重新发送",
