@@ -189,6 +189,7 @@ class Service:
                     lambda: self.content,
                     link=lambda lead: lead_link(settings, lead),
                     base_pause=tuning.alert_base_pause,
+                    only_sender=not self.webhook,
                 )
                 for notifier in build_notifiers(settings, self.robots_http)
             ]

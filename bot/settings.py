@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.hours import WorkingHours
@@ -268,6 +268,29 @@ class Settings(BaseSettings):
             origins.append(origin)
         return origins
 
+    @field_validator("wecom_webhook_url", "dingtalk_webhook_url", "feishu_webhook_url")
+    @classmethod
+    def _webhook(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None:
+            parts = urlsplit(value.get_secret_value().strip())
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                name = (info.field_name or "webhook").upper()
+                raise ValueError(
+                    f"{name}: paste the whole webhook address (https://…), as the robot's page shows it"
+                )
+        return value
+
+    @field_validator("web_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value.strip())
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                raise ValueError(
+                    "WEB_PUBLIC_URL: the dashboard's address with its scheme, e.g. https://bot.example.com"
+                )
+        return value
+
     @field_validator("staff_notify", "staff_emails", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
@@ -289,12 +312,14 @@ class Settings(BaseSettings):
     def _target_settings(self) -> Settings:
         """Each target listed has what it needs: told at start, not at the first lead."""
         needs = {
-            "telegram": ("staff_chat_id",),
+            "telegram": ("bot_token", "staff_chat_id"),
             "wecom": ("wecom_webhook_url",),
             "dingtalk": ("dingtalk_webhook_url",),
             "feishu": ("feishu_webhook_url",),
             "email": ("smtp_host", "smtp_from", "staff_emails"),
         }
+        if self.smtp_security == "tls" and "smtp_port" not in self.model_fields_set:
+            self.smtp_port = 465  # implicit TLS has its own port
         for target in self.staff_notify:
             missing = [name.upper() for name in needs[target] if not getattr(self, name)]
             if missing:

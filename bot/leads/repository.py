@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import RowMapping, case, delete, func, select, update
+from sqlalchemy import RowMapping, and_, case, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -359,33 +360,72 @@ class LeadRepository:
     # --- the outbox -------------------------------------------------------------------------------
 
     async def due_alerts(
-        self, limit: int = 10, lease: float = ALERT_LEASE, *, sender: str = "-", target: str = TELEGRAM_TARGET
+        self,
+        limit: int = 10,
+        lease: float = ALERT_LEASE,
+        *,
+        sender: str = "-",
+        target: str = TELEGRAM_TARGET,
+        pace: tuple[int, float] | None = None,
     ) -> list[Outbox]:
         """Claim the alerts that are due: each is leased to ``sender`` for ``lease`` seconds, so
         several replicas never send the same alert twice (one that crashes mid-send leaves it to
         the others once the lease is over). An alert whose ``sending_at`` is set was being sent
         when its sender died: it may have reached the group (the caller marks it so). The lead
-        is read as each is sent (``alert_sending``)."""
+        is read as each is sent (``alert_sending``).
+
+        ``pace`` (at most N in any W seconds: a robot's limit): only as many are claimed as the
+        target may still take, counting what was sent to it in the window and what other senders
+        hold claimed now, whichever process or replica they are in (counted and claimed in one
+        transaction, one sender of a target at a time)."""
         now = utcnow()
-        due = (
-            select(Outbox.id)
-            .where(
-                Outbox.sent_at.is_(None),
-                Outbox.failed_at.is_(None),
-                Outbox.next_attempt_at <= now,
-                Outbox.target == target,
+
+        def work(session: Session) -> list[int]:
+            room = limit
+            if pace is not None:
+                if session.get_bind().dialect.name == "postgresql":
+                    key = int.from_bytes(hashlib.sha256(f"outbox:{target}".encode()).digest()[:7], "big")
+                    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+                most, window = pace
+                since = now - timedelta(seconds=window)
+                used = session.scalar(
+                    select(func.count()).where(
+                        Outbox.target == target,
+                        or_(
+                            Outbox.sent_at >= since,
+                            and_(
+                                Outbox.sent_at.is_(None),
+                                Outbox.failed_at.is_(None),
+                                Outbox.claimed_by.is_not(None),
+                                Outbox.next_attempt_at > now,
+                            ),
+                        ),
+                    )
+                )
+                room = min(limit, most - int(used or 0))
+                if room <= 0:
+                    return []
+            due = (
+                select(Outbox.id)
+                .where(
+                    Outbox.sent_at.is_(None),
+                    Outbox.failed_at.is_(None),
+                    Outbox.next_attempt_at <= now,
+                    Outbox.target == target,
+                )
+                .order_by(Outbox.id)
+                .limit(room)
+                .scalar_subquery()
             )
-            .order_by(Outbox.id)
-            .limit(limit)
-            .scalar_subquery()
-        )
-        claim = (
-            update(Outbox)
-            .where(Outbox.id.in_(due), Outbox.sent_at.is_(None), Outbox.next_attempt_at <= now)
-            .values(next_attempt_at=now + timedelta(seconds=lease), claimed_by=sender[:40])
-            .returning(Outbox.id)
-        )
-        ids = await self.db.run_write(lambda session: list(session.scalars(claim)))
+            claim = (
+                update(Outbox)
+                .where(Outbox.id.in_(due), Outbox.sent_at.is_(None), Outbox.next_attempt_at <= now)
+                .values(next_attempt_at=now + timedelta(seconds=lease), claimed_by=sender[:40])
+                .returning(Outbox.id)
+            )
+            return list(session.scalars(claim))
+
+        ids = await self.db.run_write(work)
         if not ids:
             return []
         async with self.db.sessions() as session:
@@ -510,26 +550,47 @@ class LeadRepository:
             )
             return [(o, lead) for o, lead in rows.all()]
 
+    async def alerts_sent_since(self, target: str, since: datetime) -> int:
+        """Alerts delivered to ``target`` since then (by any process): its pace is counted on them."""
+        async with self.db.sessions() as session:
+            count = await session.scalar(
+                select(func.count()).where(Outbox.target == target, Outbox.sent_at >= since)
+            )
+        return int(count or 0)
+
     async def waiting_alerts(self) -> list[tuple[str, int, datetime, str | None]]:
-        """Alerts not delivered yet, per target: (target, how many, the oldest's time, the last
-        error met): the overview shows a target that is down or slow."""
+        """Alerts not delivered yet, per target: (target, how many, the oldest's time, the error
+        of the one retried last): the overview shows a target that is down or slow."""
+        waiting = (Outbox.sent_at.is_(None), Outbox.failed_at.is_(None))
         async with self.db.sessions() as session:
             rows = (
                 await session.execute(
-                    select(
-                        Outbox.target, func.count(), func.min(Outbox.created_at), func.max(Outbox.last_error)
-                    )
-                    .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None))
+                    select(Outbox.target, func.count(), func.min(Outbox.created_at))
+                    .where(*waiting)
                     .group_by(Outbox.target)
                     .order_by(Outbox.target)
                 )
             ).all()
-        return [(target, int(n), _utc(oldest), error) for target, n, oldest, error in rows]
+            out = []
+            for target, n, oldest in rows:
+                error = await session.scalar(
+                    select(Outbox.last_error)
+                    .where(*waiting, Outbox.target == target, Outbox.last_error.is_not(None))
+                    .order_by(Outbox.next_attempt_at.desc(), Outbox.id.desc())
+                    .limit(1)
+                )
+                out.append((str(target), int(n), _utc(oldest), error))
+        return out
 
     async def retry_alert(self, outbox_id: int) -> bool:
         """Send a failed alert again (from the dashboard, once its cause is fixed), to the staff
         group as configured now (the usual fix is a corrected ``STAFF_CHAT_ID``)."""
-        values: dict[str, Any] = {"failed_at": None, "next_attempt_at": utcnow(), "refusals": 0}
+        values: dict[str, Any] = {
+            "failed_at": None,
+            "next_attempt_at": utcnow(),
+            "refusals": 0,
+            "attempts": 0,
+        }
         if self.staff_chat_id is not None:  # the Telegram group's alerts go to the group as set now
             values["chat_id"] = case(
                 (Outbox.target == TELEGRAM_TARGET, self.staff_chat_id), else_=Outbox.chat_id

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 MAX_PAUSE = 600.0
 IDLE_CHECK = 60.0
 REFUSED_ATTEMPTS = 3
+PER_SECOND = {"feishu": 5}
+"""Vendors that limit each second too (Feishu's custom bot: 100 a minute and 5 a second)."""
 
 
 def robot_alert(
@@ -113,22 +115,37 @@ def build_notifiers(settings: Settings, http: aiohttp.ClientSession) -> list[Not
 
 
 class Pace:
-    """At most ``per_minute`` sends in any ``window`` (60) seconds (a robot's documented limit)."""
+    """At most ``per_minute`` sends in any ``window`` (60) seconds, and ``per_second`` in any
+    second where the vendor has that limit too (Feishu: 5)."""
 
     def __init__(
-        self, per_minute: int, clock: Callable[[], float] = time.monotonic, window: float = 60.0
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        window: float = 60.0,
+        per_second: int | None = None,
     ) -> None:
         self.per_minute = max(1, per_minute)
+        self.per_second = per_second
         self.clock = clock
         self.window = window
         self.sent: deque[float] = deque()
+        self.elsewhere = 0
+        """Sends in the window made by other processes, or before a restart (from the outbox)."""
 
     def wait_for(self) -> float:
         """Seconds until the next send is allowed (0: now)."""
         now = self.clock()
         while self.sent and now - self.sent[0] >= self.window:
             self.sent.popleft()
-        return 0.0 if len(self.sent) < self.per_minute else self.window - (now - self.sent[0])
+        wait = 0.0
+        if len(self.sent) + self.elsewhere >= self.per_minute:
+            wait = self.window - (now - self.sent[0]) if self.sent else self.window / self.per_minute
+        if self.per_second and len(self.sent) >= self.per_second:
+            last_second = self.sent[-self.per_second]
+            if now - last_second < 1.0:
+                wait = max(wait, 1.0 - (now - last_second))
+        return max(0.0, wait)
 
     def took(self) -> None:
         self.sent.append(self.clock())
@@ -149,14 +166,20 @@ class RobotAlertSender:
         *,
         link: Callable[[Lead], str | None] = lambda lead: None,
         base_pause: float = 2.0,
+        only_sender: bool = False,
     ) -> None:
         self.notifier = notifier
+        self.only_sender = only_sender
+        """No other process sends alerts (polling): an earlier run's claims are taken back at start."""
+        self.blocked_until = 0.0
+        """The vendor asked to wait (rate limited) until then (monotonic): new alerts wait too."""
         self.target = notifier.name
         self.repo = repo
         self.content = content
         self.link = link
         self.base_pause = base_pause
-        self.pace = Pace(notifier.per_minute)
+        self.per_second: int | None = getattr(notifier, "per_second", None) or PER_SECOND.get(notifier.name)
+        self.pace = Pace(notifier.per_minute, per_second=self.per_second)
         self.name = f"{self.target}-{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -177,75 +200,102 @@ class RobotAlertSender:
             self._task = None
 
     async def run(self) -> None:
+        if self.only_sender:
+            try:
+                taken = await self.repo.reclaim_alerts(self.name, self.target)
+                if taken:
+                    log.warning(
+                        "staff alerts to %s: %d left unfinished by an earlier run", self.target, taken
+                    )
+            except Exception:
+                log.exception("staff alerts to %s: taking back an earlier run's claims failed", self.target)
         while True:
             pause = IDLE_CHECK
             try:
-                paced = await self.deliver_due()
-                upcoming = await self.repo.next_alert_at(self.target)
-                if upcoming is not None:
-                    pause = min(IDLE_CHECK, max(0.05, (_aware(upcoming) - utcnow()).total_seconds()))
-                if paced:
-                    pause = min(pause, max(0.05, self.pace.wait_for()))
+                held = await self.deliver_due()
+                if held > 0:  # the pace, or the vendor's wait: nothing to do until then
+                    pause = max(0.05, held)
+                else:
+                    upcoming = await self.repo.next_alert_at(self.target)
+                    if upcoming is not None:
+                        pause = min(IDLE_CHECK, max(0.05, (_aware(upcoming) - utcnow()).total_seconds()))
             except Exception:
                 log.exception("staff alerts to %s: delivery round failed", self.target)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), pause)
             self._wake.clear()
 
-    async def deliver_due(self) -> bool:
-        """Send what is due, at the target's pace; True if the pace stopped the round early."""
-        room = self.notifier.per_minute - len(self.pace.sent)
-        if self.pace.wait_for() > 0:
-            return True
+    async def deliver_due(self) -> float:
+        """Send what is due, at the target's pace; the seconds to wait before more may go (0:
+        none held back)."""
+        blocked = self.blocked_until - time.monotonic()
+        if blocked > 0:
+            return blocked
+        window = self.pace.window
+        # What went out in the window counts, from this process before a restart or from other
+        # replicas too: the robot's limit is the account's, not this process's.
+        recent = await self.repo.alerts_sent_since(self.target, utcnow() - timedelta(seconds=window))
+        self.pace.elsewhere = max(0, recent - len(self.pace.sent))
+        wait = self.pace.wait_for()
+        if wait > 0:
+            return wait
+        limit = max(1, min(10, self.per_second or 10))
         claimed = await self.repo.due_alerts(
-            limit=max(1, min(10, room)), sender=self.name, target=self.target
+            limit=limit, sender=self.name, target=self.target, pace=(self.notifier.per_minute, window)
         )
+        if not claimed and recent + len(claimed) >= self.notifier.per_minute:
+            return max(0.05, self.pace.wait_for() or window / self.notifier.per_minute)
         handled: set[int] = set()
         resume_at = utcnow()
-        paced = False
+        held = 0.0
         try:
             for outbox in claimed:
                 wait = self.pace.wait_for()
                 if wait > 0:
                     resume_at = utcnow() + timedelta(seconds=wait)
-                    paced = True
+                    held = wait
                     break
                 lead = await self.repo.alert_sending(outbox.id, self.name)
                 if lead is None:  # claimed by another sender, or the prospect was erased
                     handled.add(outbox.id)
                     continue
-                alert = robot_alert(
-                    self.content(),
-                    lead,
-                    updated=outbox.kind == "updated_lead",
-                    repeat=outbox.sending_at is not None,
-                    link=self.link(lead),
-                )
                 self.pace.took()
-                handled.add(outbox.id)
                 try:
+                    alert = robot_alert(
+                        self.content(),
+                        lead,
+                        updated=outbox.kind == "updated_lead",
+                        repeat=outbox.sending_at is not None,
+                        link=self.link(lead),
+                    )
                     sent = await self.notifier.send(alert)
                 except Retry as e:
                     await self._retry(outbox, e)
-                    if e.after:  # rate limited: the rest waits as long
+                    handled.add(outbox.id)
+                    if e.after:  # rate limited: the rest, and new alerts, wait as long
+                        self.blocked_until = time.monotonic() + e.after
                         resume_at = utcnow() + timedelta(seconds=e.after)
+                        held = e.after
                         break
                 except Refused as e:
                     await self._refused(outbox, e)
+                    handled.add(outbox.id)
                 except Exception as e:  # a bug of ours must not stop the queue: retried later
                     log.exception("staff alert %s to %s failed", outbox.id, self.target)
-                    await self._retry(outbox, Retry(self.target, f"{type(e).__name__}: {e}", uncertain=True))
+                    await self._retry(outbox, Retry(self.target, type(e).__name__, uncertain=True))
+                    handled.add(outbox.id)
                 else:
                     await self.repo.alert_sent(outbox.id, None)
+                    handled.add(outbox.id)
                     self.delivered += 1
-                    log.info(
-                        "staff alert %s sent to %s%s", outbox.id, self.target, f" ({sent})" if sent else ""
-                    )
+                    log.info("staff alert %s sent to %s (%s)", outbox.id, self.target, sent or "-")
         finally:
+            # Claimed but not concluded (the pace, the vendor's wait, a stop mid-send): due again
+            # then, not after the lease; one cut off mid-send is marked a possible repeat.
             rest = [outbox.id for outbox in claimed if outbox.id not in handled]
             if rest:
                 await asyncio.shield(self.repo.release_alerts(rest, resume_at))
-        return paced
+        return held
 
     async def _retry(self, outbox: Outbox, error: Retry) -> None:
         pause = min(MAX_PAUSE, self.base_pause * 2.0 ** min(outbox.attempts, 10))

@@ -139,6 +139,8 @@ class Notifier(Protocol):
     name: str
     """``wecom``, ``dingtalk``, ``feishu`` or ``email``."""
     per_minute: int
+    per_second: int | None
+    """A limit per second too (Feishu: 5), or None."""
     """How many messages a minute the target takes (the outbox paces each target to it)."""
 
     async def send(self, alert: Alert) -> str | None:
@@ -288,6 +290,7 @@ class _HttpRobot:
 
     name = "robot"
     per_minute = 20
+    per_second: int | None = None
 
     def __init__(self, http: aiohttp.ClientSession, timeout: float) -> None:
         self.http = http
@@ -309,10 +312,18 @@ class _HttpRobot:
                 status, headers = response.status, response.headers
         except TimeoutError:
             raise Retry(self.name, f"no answer within {self.timeout:g} s", uncertain=True) from None
+        except aiohttp.InvalidURL:
+            raise Refused(self.name, "the webhook setting is not a URL") from None
         except aiohttp.ClientConnectorError as error:
-            raise Retry(self.name, f"cannot connect: {error}") from None
+            # Never the exception's text: aiohttp's names the URL, whose query holds the key or
+            # token (and the signature), and errors are logged and shown on the overview.
+            raise Retry(
+                self.name, f"cannot connect ({type(error).__name__}, {error.os_error.strerror})"
+            ) from None
+        except aiohttp.ClientResponseError as error:
+            raise Retry(self.name, f"{type(error).__name__} (HTTP {error.status})", uncertain=True) from None
         except aiohttp.ClientError as error:
-            raise Retry(self.name, f"{type(error).__name__}: {error}", uncertain=True) from None
+            raise Retry(self.name, type(error).__name__, uncertain=True) from None
         if status == 429 or status >= 500:
             after = _seconds(headers.get("Retry-After") or headers.get("x-ogw-ratelimit-reset"))
             raise Retry(self.name, f"HTTP {status}", code=status, after=after)
@@ -442,6 +453,7 @@ class FeishuRobot(_HttpRobot):
 
     name = "feishu"
     per_minute = 100
+    per_second: int | None = 5
 
     def __init__(
         self,
@@ -537,6 +549,7 @@ class EmailNotifier:
         self.security = security
         self.timeout = timeout
         self.per_minute = per_minute
+        self.per_second: int | None = None
         self.tls_context = tls_context
 
     def message(self, alert: Alert) -> EmailMessage:
