@@ -66,7 +66,7 @@ async def main(args: argparse.Namespace) -> int:
         )
         service = await Service(settings, tuning=Tuning(alert_base_pause=0.5)).start()
         for sender in service.robot_senders:
-            sender.pace.window = 60 / scale
+            sender.pace.window, sender.pace.second = 60 / scale, 1 / scale
         assert service.leads is not None
         started = time.monotonic()
         await asyncio.gather(

@@ -129,6 +129,8 @@ class Pace:
         self.per_second = per_second
         self.clock = clock
         self.window = window
+        self.second = 1.0
+        """The per-second limit's window (a benchmark shortens it along with ``window``)."""
         self.sent: deque[float] = deque()
         self.elsewhere = 0
         """Sends in the window made by other processes, or before a restart (from the outbox)."""
@@ -143,8 +145,8 @@ class Pace:
             wait = self.window - (now - self.sent[0]) if self.sent else self.window / self.per_minute
         if self.per_second and len(self.sent) >= self.per_second:
             last_second = self.sent[-self.per_second]
-            if now - last_second < 1.0:
-                wait = max(wait, 1.0 - (now - last_second))
+            if now - last_second < self.second:
+                wait = max(wait, self.second - (now - last_second))
         return max(0.0, wait)
 
     def took(self) -> None:
