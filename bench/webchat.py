@@ -35,7 +35,6 @@ import gc
 import os
 import random
 import re
-import signal
 import sqlite3
 import statistics
 import sys
@@ -48,6 +47,8 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from servers import free_port, pct, spawn, stop  # noqa: E402
 
 from bot.webchat.testing import ChatError, WebVisitor  # noqa: E402
 
@@ -105,40 +106,6 @@ async def serve_bare(port: int, reply: bytes) -> None:
         await runner.cleanup()
 
 
-async def spawn(*args: str) -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    while True:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-        if not line:
-            raise RuntimeError(f"the server {args[0]} did not start")
-        if line.startswith("ready "):
-            return proc, f"http://127.0.0.1:{line.split()[1]}"
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        await asyncio.wait_for(proc.wait(), 30)
-    except TimeoutError:
-        proc.kill()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- part 1: throughput --------------------------------------------------------------------------------
 
 
@@ -162,7 +129,7 @@ async def walker(
 
 
 async def throughput(args: argparse.Namespace, tmp: Path) -> tuple[float, list[str]]:
-    bot, bot_url = await spawn("serve-bot", str(free_port()), str(tmp / "throughput.db"))
+    bot, bot_url = await spawn(__file__, "serve-bot", str(free_port()), str(tmp / "throughput.db"))
     try:
         # A real reply of the bot, for the bare handler to send back.
         connector = aiohttp.TCPConnector(limit=args.workers)
@@ -176,7 +143,7 @@ async def throughput(args: argparse.Namespace, tmp: Path) -> tuple[float, list[s
             sample = probe.replies[-1]
         sample_file = tmp / "reply.json"
         sample_file.write_bytes(reply)
-        bare, bare_url = await spawn("serve-bare", str(free_port()), str(sample_file))
+        bare, bare_url = await spawn(__file__, "serve-bare", str(free_port()), str(sample_file))
         try:
             rates: dict[str, list[float]] = {"bare": [], "bot": []}
             for _round in range(args.rounds):
@@ -269,14 +236,9 @@ async def visit(
         walk.failed.append(f"visitor {index}: {type(e).__name__}: {e}")
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000
-
-
 async def visitors(args: argparse.Namespace, tmp: Path) -> tuple[bool, float, list[str]]:
     db = tmp / "visitors.db"
-    bot, url = await spawn("serve-bot", str(free_port()), str(db))
+    bot, url = await spawn(__file__, "serve-bot", str(free_port()), str(db))
     walk = Walk()
     gc.disable()
     try:

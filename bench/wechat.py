@@ -28,7 +28,6 @@ import asyncio
 import gc
 import random
 import re
-import signal
 import sqlite3
 import statistics
 import sys
@@ -38,6 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from servers import free_port, pct, spawn, stop  # noqa: E402
 
 from bot.wechat.testing import FakeWeChat, WeChatUser  # noqa: E402
 
@@ -101,48 +102,6 @@ async def serve_bare(port: int, reply: str) -> None:
         await runner.cleanup()
 
 
-async def spawn(*args: str) -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    while True:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-        if not line:
-            raise RuntimeError(f"the server {args[0]} did not start")
-        if line.startswith("ready "):
-            return proc, f"http://127.0.0.1:{line.split()[1]}/wechat"
-
-
-async def stop(proc: asyncio.subprocess.Process) -> str:
-    """Stop the server; what it printed after it was told to."""
-    proc.send_signal(signal.SIGINT)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    except TimeoutError:
-        proc.kill()
-        return ""
-    return out.decode()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000
-
-
 # --- part 1: throughput --------------------------------------------------------------------------------
 
 
@@ -157,7 +116,9 @@ async def walker(wx: FakeWeChat, index: int, bare: bool, until: float) -> int:
 
 
 async def throughput(args: argparse.Namespace, wx: FakeWeChat, tmp: Path) -> list[str]:
-    bot, bot_url = await spawn("serve-bot", str(free_port()), str(tmp / "throughput.db"), wx.base)
+    bot, bot_url = await spawn(
+        __file__, "serve-bot", str(free_port()), str(tmp / "throughput.db"), wx.base, path="/wechat"
+    )
     try:
         wx.callback = bot_url
         probe = WeChatUser(wx)
@@ -165,7 +126,9 @@ async def throughput(args: argparse.Namespace, wx: FakeWeChat, tmp: Path) -> lis
         sample = await probe.send("1")
         assert sample is not None
         (tmp / "reply.txt").write_text(sample, encoding="utf-8")
-        bare, bare_url = await spawn("serve-bare", str(free_port()), str(tmp / "reply.txt"))
+        bare, bare_url = await spawn(
+            __file__, "serve-bare", str(free_port()), str(tmp / "reply.txt"), path="/wechat"
+        )
         try:
             rates: dict[str, list[float]] = {"bare": [], "bot": []}
             for _round in range(args.rounds):
@@ -262,7 +225,7 @@ async def user(wx: FakeWeChat, index: int, args: argparse.Namespace, walk: Walk)
 
 async def users(args: argparse.Namespace, wx: FakeWeChat, tmp: Path) -> tuple[bool, list[str]]:
     db = tmp / "users.db"
-    bot, url = await spawn("serve-bot", str(free_port()), str(db), wx.base)
+    bot, url = await spawn(__file__, "serve-bot", str(free_port()), str(db), wx.base, path="/wechat")
     wx.callback = url
     walk = Walk()
     gc.disable()

@@ -4,7 +4,6 @@ what the outbox sends (``bot.staff.notify``)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from bot.staff.testing import FakeRobots, SmtpSink
 from bot.webchat.testing import WebVisitor
 
 from .conftest import FLOWS
+from .test_leads_e2e import until
 
 PUBLIC = "https://bot.consultancy.example"
 
@@ -97,7 +97,6 @@ async def test_with_only_wecom_a_web_lead_reaches_the_robot_once(tmp_path: Path,
         assert "](http://evil.example)" not in content and "<@all>" not in content  # made inert
         [row] = await outbox(service)
         assert (row.target, row.sent_at is not None, row.attempts) == ("wecom", True, 0)
-        await asyncio.sleep(0)
         assert len(robots.messages["wecom"]) == 1 and not robots.messages["dingtalk"]
     finally:
         await service.stop()
@@ -153,7 +152,7 @@ async def test_an_alert_queued_before_a_restart_is_sent_after_it_once(
     first = await start(settings)
     try:
         reference = await web_lead(first, "星河科技")
-        await asyncio.sleep(0.2)
+        await robots.wait_refused("wecom")  # tried, the robot down: still queued at the stop
         assert not robots.messages["wecom"]
     finally:
         await first.stop()
@@ -176,11 +175,12 @@ async def test_a_wrong_key_is_tried_three_times_then_listed_as_failed(
     service = await start(settings_for(tmp_path, robots, staff_notify="wecom", wecom_webhook_url=wrong))
     try:
         await web_lead(service, "星河科技")
-        for _ in range(200):
-            [row] = await outbox(service)
-            if row.failed_at is not None:
-                break
-            await asyncio.sleep(0.05)
+
+        async def failed() -> bool:
+            return (await outbox(service))[0].failed_at is not None
+
+        await until(failed)
+        [row] = await outbox(service)
         assert row.failed_at is not None and row.refusals == 3 and not robots.messages["wecom"]
         assert service.leads is not None
         [(failed, lead)] = await service.leads.failed_alerts()

@@ -25,6 +25,8 @@ from bot.settings import Settings
 from bot.staff.notify import RobotAlertSender
 from bot.staff.robots import Alert, DingTalkRobot, FeishuRobot, Retry
 
+from .test_leads_e2e import until
+
 # --- helpers -----------------------------------------------------------------------------------
 
 
@@ -91,13 +93,6 @@ async def rows(db: Database) -> list[Outbox]:
 def most_in_window(times: list[float], window: float) -> int:
     times = sorted(times)
     return max((sum(1 for t in times[i:] if t - start < window) for i, start in enumerate(times)), default=0)
-
-
-async def until(predicate, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 # --- pacing ------------------------------------------------------------------------------------
@@ -214,7 +209,7 @@ async def test_an_alert_cut_off_by_a_stop_is_sent_at_the_next_start(
     second = RobotAlertSender(target, repo, lambda: content)  # the next start
     second.start()
     try:
-        await until(lambda: bool(target.sent), within=3.0)
+        await until(lambda: bool(target.sent), 3.0)
     finally:
         await second.stop()
     [row] = await rows(sqlite)
@@ -298,7 +293,6 @@ async def test_the_overview_shows_the_last_error_not_the_greatest(sqlite: Databa
     first, second = await repo.due_alerts(target="wecom", sender="s")
     later = utcnow()
     await repo.alert_failed(first.id, "wecom: cannot connect: [Errno 111]", later)
-    await asyncio.sleep(0.01)
     await repo.alert_failed(second.id, "wecom: 93000 invalid webhook url", later, answered=True, refused=True)
     [(target, count, _oldest, error)] = await repo.waiting_alerts()
     assert (target, count) == ("wecom", 2)

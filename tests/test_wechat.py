@@ -212,7 +212,8 @@ async def test_a_slow_turn_is_answered_by_customer_service_messages_once(
     assert "ISO/IEC 20000 信息技术服务管理体系认证" in text and "回复 1：" in text
     await holder
     assert [a for _, a, _ in wx.attempts[-1:]] == [1] and turns(bot) == 3
-    await asyncio.sleep(0)  # nothing else is on its way
+    assert bot.wechat is not None
+    await bot.wechat.settled()  # everything the turn sent has gone: once
     assert len(u.texts) == shown + 1 and len(wx.sent) == 1
 
 

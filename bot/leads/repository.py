@@ -22,6 +22,7 @@ from bot.db.models import (
     LiveChat,
     Outbox,
     Submission,
+    as_utc,
     utcnow,
 )
 from bot.engine.events import Handoff, LeadSubmitted
@@ -34,11 +35,6 @@ TRANSCRIPT_LIMIT = 60
 NOTE_LIMIT = 2000
 """A staff note, and what a lead keeps of the prospect's notes (and questions) when they come
 back again and again: the newest ``NOTE_LIMIT`` characters."""
-
-
-def _utc(moment: datetime) -> datetime:
-    """A time read back from SQLite (which keeps no zone) as the UTC it was written in."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 TELEGRAM_TARGET = TELEGRAM
@@ -550,14 +546,6 @@ class LeadRepository:
             )
             return [(o, lead) for o, lead in rows.all()]
 
-    async def alerts_sent_since(self, target: str, since: datetime) -> int:
-        """Alerts delivered to ``target`` since then (by any process): its pace is counted on them."""
-        async with self.db.sessions() as session:
-            count = await session.scalar(
-                select(func.count()).where(Outbox.target == target, Outbox.sent_at >= since)
-            )
-        return int(count or 0)
-
     async def waiting_alerts(self) -> list[tuple[str, int, datetime, str | None]]:
         """Alerts not delivered yet, per target: (target, how many, the oldest's time, the error
         of the one retried last): the overview shows a target that is down or slow."""
@@ -579,7 +567,7 @@ class LeadRepository:
                     .order_by(Outbox.next_attempt_at.desc(), Outbox.id.desc())
                     .limit(1)
                 )
-                out.append((str(target), int(n), _utc(oldest), error))
+                out.append((str(target), int(n), as_utc(oldest), error))
         return out
 
     async def retry_alert(self, outbox_id: int) -> bool:

@@ -21,12 +21,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 
 from bot.content import Content
-from bot.db.models import Lead, Outbox, utcnow
+from bot.db.models import Lead, Outbox, as_utc, utcnow
 from bot.leads.repository import LeadRepository
 from bot.leads.summary import alert_context
 from bot.settings import Settings
@@ -132,8 +132,6 @@ class Pace:
         self.second = 1.0
         """The per-second limit's window (a benchmark shortens it along with ``window``)."""
         self.sent: deque[float] = deque()
-        self.elsewhere = 0
-        """Sends in the window made by other processes, or before a restart (from the outbox)."""
 
     def wait_for(self) -> float:
         """Seconds until the next send is allowed (0: now)."""
@@ -141,8 +139,8 @@ class Pace:
         while self.sent and now - self.sent[0] >= self.window:
             self.sent.popleft()
         wait = 0.0
-        if len(self.sent) + self.elsewhere >= self.per_minute:
-            wait = self.window - (now - self.sent[0]) if self.sent else self.window / self.per_minute
+        if len(self.sent) >= self.per_minute:
+            wait = self.window - (now - self.sent[0])
         if self.per_second and len(self.sent) >= self.per_second:
             last_second = self.sent[-self.per_second]
             if now - last_second < self.second:
@@ -151,10 +149,6 @@ class Pace:
 
     def took(self) -> None:
         self.sent.append(self.clock())
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class RobotAlertSender:
@@ -220,7 +214,7 @@ class RobotAlertSender:
                 else:
                     upcoming = await self.repo.next_alert_at(self.target)
                     if upcoming is not None:
-                        pause = min(IDLE_CHECK, max(0.05, (_aware(upcoming) - utcnow()).total_seconds()))
+                        pause = min(IDLE_CHECK, max(0.05, (as_utc(upcoming) - utcnow()).total_seconds()))
             except Exception:
                 log.exception("staff alerts to %s: delivery round failed", self.target)
             with contextlib.suppress(TimeoutError):
@@ -233,20 +227,21 @@ class RobotAlertSender:
         blocked = self.blocked_until - time.monotonic()
         if blocked > 0:
             return blocked
-        window = self.pace.window
-        # What went out in the window counts, from this process before a restart or from other
-        # replicas too: the robot's limit is the account's, not this process's.
-        recent = await self.repo.alerts_sent_since(self.target, utcnow() - timedelta(seconds=window))
-        self.pace.elsewhere = max(0, recent - len(self.pace.sent))
         wait = self.pace.wait_for()
         if wait > 0:
             return wait
+        # The outbox counts what went out in the window, from this process before a restart or
+        # from other replicas too: the robot's limit is the account's, not this process's.
+        window = self.pace.window
         limit = max(1, min(10, self.per_second or 10))
         claimed = await self.repo.due_alerts(
             limit=limit, sender=self.name, target=self.target, pace=(self.notifier.per_minute, window)
         )
-        if not claimed and recent + len(claimed) >= self.notifier.per_minute:
-            return max(0.05, self.pace.wait_for() or window / self.notifier.per_minute)
+        if not claimed:
+            upcoming = await self.repo.next_alert_at(self.target)
+            if upcoming is not None and as_utc(upcoming) <= utcnow():  # due, held by the pace
+                return window / self.notifier.per_minute
+            return 0.0
         handled: set[int] = set()
         resume_at = utcnow()
         held = 0.0

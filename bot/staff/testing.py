@@ -116,11 +116,9 @@ class FakeRobots:
         app.router.add_post("/cgi-bin/webhook/send", self._handler("wecom", self._wecom))
         app.router.add_post("/robot/send", self._handler("dingtalk", self._dingtalk))
         app.router.add_post("/open-apis/bot/v2/hook/{token}", self._handler("feishu", self._feishu))
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        from bot.web.app import start_web
+
+        self._runner, port = await start_web(app, "127.0.0.1", 0)
         self.base = f"http://127.0.0.1:{port}"
         return self
 
@@ -166,6 +164,13 @@ class FakeRobots:
                 self.changed.clear()
                 await self.changed.wait()
         return self.messages[vendor][:count]
+
+    async def wait_refused(self, vendor: Vendor, count: int = 1, within: float = 5.0) -> None:
+        """Wait until the robot has refused ``count`` requests in all."""
+        async with asyncio.timeout(within):
+            while sum(1 for v, _code in self.refused if v == vendor) < count:
+                self.changed.clear()
+                await self.changed.wait()
 
     # --- the endpoints ------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -33,7 +33,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.content import Content
-from bot.db.models import Lead, Outbox, utcnow
+from bot.db.models import Lead, Outbox, as_utc, utcnow
 from bot.leads.repository import LeadRepository
 from bot.leads.summary import alert_text
 
@@ -62,10 +62,6 @@ def alert_buttons(content: Content, lead_id: int) -> InlineKeyboardMarkup:
             ]
         ]
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class AlertSender:
@@ -122,7 +118,7 @@ class AlertSender:
                 upcoming = None
             pause = IDLE_CHECK
             if upcoming is not None:
-                pause = min(IDLE_CHECK, max(0.05, (_aware(upcoming) - utcnow()).total_seconds()))
+                pause = min(IDLE_CHECK, max(0.05, (as_utc(upcoming) - utcnow()).total_seconds()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), pause)
             self._wake.clear()

@@ -406,13 +406,17 @@ class WeChatChannel:
         app.router.add_post(path, self.receive)
         app.on_shutdown.append(self._finish)
 
-    async def _finish(self, app: web.Application) -> None:
-        """The server stops: let the turns and messages under way finish (up to 10 s)."""
+    async def settled(self, within: float = 10.0) -> None:
+        """Until the turns and messages under way have finished (at most ``within`` seconds)."""
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=10)
+            await asyncio.wait(list(self._tasks), timeout=within)
+
+    async def _finish(self, app: web.Application) -> None:
+        """The server stops: let the turns and messages under way finish."""
+        await self.settled()
 
     async def close(self) -> None:
-        await self._finish(web.Application())
+        await self.settled()
         if self.api is not None:
             await self.api.close()
 

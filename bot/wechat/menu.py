@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.content import Content
-from bot.content.model import WeChatMenuEntry, menu_key, menu_label
+from bot.content.model import WeChatMenuEntry, menu_key
 from bot.settings import Settings
 
 
@@ -16,7 +16,7 @@ def build_menu(content: Content, locale: str | None = None) -> dict[str, Any]:
     loc = locale or content.default_locale
 
     def entry(e: WeChatMenuEntry) -> dict[str, Any]:
-        name = menu_label(e, loc)
+        name = content.localise(e.label, loc)
         if e.entries:
             return {"name": name, "sub_button": [entry(sub) for sub in e.entries]}
         if e.url is not None:

@@ -104,11 +104,9 @@ class FakeWeChat:
         app.router.add_post("/cgi-bin/stable_token", self._stable_token)
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
         app.router.add_post("/cgi-bin/menu/create", self._menu_create)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        from bot.web.app import start_web
+
+        self._runner, port = await start_web(app, "127.0.0.1", 0)
         self.base = f"http://127.0.0.1:{port}"
         self._http = aiohttp.ClientSession()
         return self
